@@ -1,0 +1,79 @@
+"""All settings of Orderly, read from the environment (prefix ``ORDERLY_``) or a ``.env`` file.
+
+Nothing is built at import time: call :func:`get_settings` where a settings object is needed.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent
+
+
+class Settings(BaseSettings):
+    """Every knob of the API, the worker and the simulators."""
+
+    model_config = SettingsConfigDict(env_prefix="ORDERLY_", env_file=".env", extra="ignore")
+
+    # Addresses
+    temporal_target: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    task_queue: str = "orders"
+    database_url: str = f"sqlite+aiosqlite:///{ROOT / 'var' / 'orderly.db'}"
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+
+    # Business policy (passed into each workflow at start, so a change never alters running orders)
+    approval_threshold: Decimal = Field(
+        default=Decimal("5000"), ge=0, description="Orders with a total above this need approval."
+    )
+    payment_deadline: timedelta = Field(
+        default=timedelta(days=3), description="Prepay orders not paid by then are cancelled."
+    )
+    payment_reminder_after: timedelta = Field(
+        default=timedelta(days=1), description="When the customer is reminded to pay."
+    )
+    approval_reminder_after: timedelta = Field(
+        default=timedelta(hours=8), description="When approvers are reminded of a waiting order."
+    )
+    delivery_sla: timedelta = Field(
+        default=timedelta(days=7), description="After this without delivery, support is notified."
+    )
+    credit_default_limit: Decimal = Field(
+        default=Decimal("50000"), ge=0, description="Credit limit of customers unknown to bureau."
+    )
+    credit_default_score: int = Field(default=700, ge=0, le=1000)
+
+    # Activity behaviour
+    activity_timeout: timedelta = Field(
+        default=timedelta(seconds=30), description="Start-to-close timeout of one activity try."
+    )
+    activity_heartbeat: timedelta = Field(
+        default=timedelta(seconds=10), description="Heartbeat timeout of slow external calls."
+    )
+    max_cached_workflows: int = Field(default=2000, ge=0)
+
+    # Simulator failure injection (tests and demos)
+    sim_payment_delay: float = Field(
+        default=0.0, ge=0, description="Seconds each gateway call takes."
+    )
+    sim_payment_transient_failures: int = Field(
+        default=0,
+        ge=0,
+        description="Gateway calls per idempotency key that fail transiently first.",
+    )
+    sim_carrier_delay: float = Field(
+        default=0.0, ge=0, description="Seconds each carrier call takes."
+    )
+
+    # Local development
+    dev_keys_file: Path = ROOT / "var" / "dev-api-keys.json"
+
+
+def get_settings() -> Settings:
+    return Settings()

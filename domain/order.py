@@ -1,0 +1,135 @@
+"""The order as the business sees it: who buys what, for how much, shipped where."""
+
+from __future__ import annotations
+
+import random
+import re
+import unicodedata
+from datetime import date
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, model_validator
+
+from domain.money import check_amount, check_currency, to_minor
+
+
+def _no_control_chars(value: str) -> str:
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Sku = Annotated[
+    str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-/]{0,63}$")
+]
+MAX_LINES = 500
+MAX_QUANTITY = 1_000_000
+
+
+class CustomerTier(StrEnum):
+    STANDARD = "standard"
+    VIP = "vip"
+
+
+class PaymentType(StrEnum):
+    CARD = "card"  # captured by the gateway once stock is reserved
+    BANK_TRANSFER = "bank_transfer"  # customer pays first; the order waits for the payment
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="after")
+    def _printable(self) -> _Strict:
+        for name, value in self:
+            if isinstance(value, str):
+                try:
+                    _no_control_chars(value)
+                except ValueError as exc:
+                    raise ValueError(f"{name}: {exc}") from None
+        return self
+
+
+class Customer(_Strict):
+    id: ShortText
+    name: Text
+    email: EmailStr
+    tier: CustomerTier = CustomerTier.STANDARD
+    region: ShortText
+
+
+class Address(_Strict):
+    name: Text
+    line1: Text
+    line2: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] = ""
+    city: Text
+    postal_code: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20)
+    ]
+    country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] = Field(
+        description="ISO 3166-1 alpha-2 country code"
+    )
+
+
+class PaymentMethod(_Strict):
+    type: PaymentType
+    token: Annotated[str, StringConstraints(strip_whitespace=True, max_length=128)] = Field(
+        default="", description="Gateway token of the card; required for card payments."
+    )
+
+    @model_validator(mode="after")
+    def _token_for_card(self) -> PaymentMethod:
+        if self.type is PaymentType.CARD and not self.token:
+            raise ValueError("token is required for card payments")
+        return self
+
+
+class OrderLine(_Strict):
+    sku: Sku
+    quantity: int = Field(gt=0, le=MAX_QUANTITY)
+    unit_price: Decimal = Field(ge=0, max_digits=14, description="Price of one unit, major units.")
+
+    def total(self) -> Decimal:
+        return self.unit_price * self.quantity
+
+
+class OrderSpec(_Strict):
+    """What a client submits to create an order. Totals are never taken from the client."""
+
+    customer: Customer
+    lines: list[OrderLine] = Field(min_length=1, max_length=MAX_LINES)
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+    shipping_address: Address
+    payment_method: PaymentMethod
+    sales_rep: ShortText | None = None
+    external_reference: ShortText | None = None
+
+    @model_validator(mode="after")
+    def _money_fits_currency(self) -> OrderSpec:
+        check_currency(self.currency)
+        for i, line in enumerate(self.lines):
+            try:
+                check_amount(line.unit_price, self.currency)
+            except ValueError as exc:
+                raise ValueError(f"lines[{i}].unit_price: {exc}") from None
+        return self
+
+    def total(self) -> Decimal:
+        return check_amount(sum((line.total() for line in self.lines), Decimal(0)), self.currency)
+
+    def total_minor(self) -> int:
+        return to_minor(self.total(), self.currency)
+
+
+_ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
+ORDER_ID_RE = re.compile(r"^SO-\d{8}-[0-9A-HJKMNP-TV-Z]{5}$")
+
+
+def new_order_id(today: date, rng: random.Random | None = None) -> str:
+    """A human-readable order id such as ``SO-20261123-7K2QF`` (32^5 ids per day)."""
+    pick = (rng or random.SystemRandom()).choice
+    return f"SO-{today:%Y%m%d}-{''.join(pick(_ID_ALPHABET) for _ in range(5))}"

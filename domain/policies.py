@@ -1,0 +1,75 @@
+"""Business policies as pure functions: credit, approval, payment flow."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from domain.order import OrderSpec, PaymentType
+
+
+class CreditOutcome(StrEnum):
+    ACCEPT = "accept"
+    PREPAY = "prepay"  # customer must pay before anything ships
+    REJECT = "reject"
+
+
+class CreditRules(BaseModel):
+    """Score bands of the credit policy (bureau scores are 0..1000)."""
+
+    model_config = ConfigDict(frozen=True)
+    reject_below: int = Field(default=400, ge=0, le=1000)
+    prepay_below: int = Field(default=600, ge=0, le=1000)
+
+
+class CreditDecision(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    outcome: CreditOutcome
+    reason: str
+    score: int
+    credit_limit: Decimal
+    open_exposure: Decimal
+
+
+def decide_credit(
+    *,
+    score: int,
+    credit_limit: Decimal,
+    open_exposure: Decimal,
+    order_total: Decimal,
+    rules: CreditRules | None = None,
+) -> CreditDecision:
+    """Credit limit vs. open exposure plus the bureau score -> accept / prepay / reject."""
+    rules = rules or CreditRules()
+
+    def decision(outcome: CreditOutcome, reason: str) -> CreditDecision:
+        return CreditDecision(
+            outcome=outcome,
+            reason=reason,
+            score=score,
+            credit_limit=credit_limit,
+            open_exposure=open_exposure,
+        )
+
+    if score < rules.reject_below:
+        return decision(CreditOutcome.REJECT, f"bureau score {score} below {rules.reject_below}")
+    if open_exposure + order_total > credit_limit:
+        return decision(
+            CreditOutcome.PREPAY,
+            f"exposure {open_exposure} + order {order_total} exceeds limit {credit_limit}",
+        )
+    if score < rules.prepay_below:
+        return decision(CreditOutcome.PREPAY, f"bureau score {score} below {rules.prepay_below}")
+    return decision(CreditOutcome.ACCEPT, "within credit limit")
+
+
+def approval_required(total: Decimal, threshold: Decimal) -> bool:
+    """One approval level: orders strictly above the threshold need an approver."""
+    return total > threshold
+
+
+def requires_prepayment(spec: OrderSpec, credit: CreditOutcome) -> bool:
+    """Bank transfers are always paid up front; so is every order the credit check flags."""
+    return spec.payment_method.type is PaymentType.BANK_TRANSFER or credit is CreditOutcome.PREPAY

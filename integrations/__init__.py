@@ -1,0 +1,1 @@
+"""Typed interfaces of the parties we cannot reach here, and database-backed simulators of them."""

@@ -1,0 +1,116 @@
+"""Warehouse stock: reservations per order, and a simulator keeping stock in the database."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from typing import Protocol
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import ReservationRow, StockItemRow
+from db.session import SessionFactory
+from db.upsert import insert_for
+from integrations.errors import OutOfStock
+
+
+class Inventory(Protocol):
+    async def reserve(self, order_id: str, lines: Iterable[tuple[str, int]]) -> None: ...
+    async def release(self, order_id: str) -> int: ...
+    async def ship(self, order_id: str) -> int: ...
+
+
+class SimulatedInventory:
+    """Stock per SKU in ``sim_stock_items``; one reservation row per (order, SKU).
+
+    Every call is idempotent on the order id: reserving twice reserves once, releasing a
+    released or shipped reservation does nothing.
+    """
+
+    def __init__(self, sessions: SessionFactory) -> None:
+        self._sessions = sessions
+
+    async def set_stock(self, stock: dict[str, int]) -> None:
+        """Put SKUs on hand (upsert); used by seeding and tests."""
+        async with self._sessions.begin() as session:
+            for sku, on_hand in stock.items():
+                stmt = insert_for(session, StockItemRow).values(
+                    sku=sku, on_hand=on_hand, reserved=0
+                )
+                await session.execute(
+                    stmt.on_conflict_do_update(index_elements=["sku"], set_={"on_hand": on_hand})
+                )
+
+    async def reserve(self, order_id: str, lines: Iterable[tuple[str, int]]) -> None:
+        wanted = Counter[str]()
+        for sku, quantity in lines:
+            wanted[sku] += quantity
+        try:
+            async with self._sessions.begin() as session:
+                if await self._reservations(session, order_id):
+                    return
+                for sku, quantity in sorted(wanted.items()):
+                    result = await session.execute(
+                        update(StockItemRow)
+                        .where(StockItemRow.sku == sku)
+                        .where(StockItemRow.on_hand - StockItemRow.reserved >= quantity)
+                        .values(reserved=StockItemRow.reserved + quantity)
+                    )
+                    if result.rowcount != 1:  # type: ignore[attr-defined]
+                        raise OutOfStock(f"not enough stock of {sku} for {quantity}")
+                    session.add(
+                        ReservationRow(
+                            order_id=order_id, sku=sku, quantity=quantity, state="reserved"
+                        )
+                    )
+        except IntegrityError:
+            # A concurrent retry reserved first; its reservation stands.
+            async with self._sessions() as session:
+                if not await self._reservations(session, order_id):
+                    raise
+
+    async def release(self, order_id: str) -> int:
+        """Return reserved units to stock; the number of units released."""
+        return await self._settle(order_id, "released")
+
+    async def ship(self, order_id: str) -> int:
+        """The goods left the warehouse: reserved units leave the stock on hand."""
+        return await self._settle(order_id, "shipped")
+
+    async def _settle(self, order_id: str, new_state: str) -> int:
+        units = 0
+        async with self._sessions.begin() as session:
+            for row in await self._reservations(session, order_id):
+                claimed = await session.execute(
+                    update(ReservationRow)
+                    .where(ReservationRow.order_id == order_id, ReservationRow.sku == row.sku)
+                    .where(ReservationRow.state == "reserved")
+                    .values(state=new_state)
+                )
+                if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                    continue
+                values = {"reserved": StockItemRow.reserved - row.quantity}
+                if new_state == "shipped":
+                    values["on_hand"] = StockItemRow.on_hand - row.quantity
+                await session.execute(
+                    update(StockItemRow).where(StockItemRow.sku == row.sku).values(**values)
+                )
+                units += row.quantity
+        return units
+
+    @staticmethod
+    async def _reservations(session: AsyncSession, order_id: str) -> list[ReservationRow]:
+        result = await session.scalars(
+            select(ReservationRow).where(ReservationRow.order_id == order_id)
+        )
+        return list(result)
+
+    async def reservations(self, order_id: str) -> list[ReservationRow]:
+        async with self._sessions() as session:
+            return await self._reservations(session, order_id)
+
+    async def stock(self, sku: str) -> StockItemRow | None:
+        async with self._sessions() as session:
+            return await session.get(StockItemRow, sku)

@@ -1,0 +1,151 @@
+"""One input type per workflow, update, signal and activity, so fields can be added safely."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from domain.order import OrderSpec
+from domain.policies import CreditRules
+from domain.view import OrderView, TimelineEvent
+
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+Comment = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class OrderPolicy(_Input):
+    """Policy values fixed when the order starts, so a settings change never alters it."""
+
+    approval_threshold: Decimal
+    payment_deadline: timedelta
+    payment_reminder_after: timedelta
+    approval_reminder_after: timedelta
+    delivery_sla: timedelta
+    credit_rules: CreditRules = Field(default_factory=CreditRules)
+    activity_timeout: timedelta = timedelta(seconds=30)
+    activity_heartbeat: timedelta = timedelta(seconds=10)
+
+
+class StartOrderInput(_Input):
+    order_id: str
+    spec: OrderSpec
+    created_by: str
+    created_at: datetime
+    policy: OrderPolicy
+
+
+class ApproveInput(_Input):
+    actor: str
+    comment: Comment | None = None
+
+
+class RejectInput(_Input):
+    actor: str
+    reason: Reason
+
+
+class CancelInput(_Input):
+    actor: str
+    reason: Reason
+
+
+class PaymentInput(_Input):
+    """A customer's payment towards a prepay order (bank transfer received, card paid)."""
+
+    actor: str
+    amount: Decimal = Field(gt=0)
+    token: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+
+
+class CarrierEventType(StrEnum):
+    PICKED_UP = "picked_up"
+    IN_TRANSIT = "in_transit"
+    DELIVERED = "delivered"
+    EXCEPTION = "exception"
+
+
+class CarrierEventInput(_Input):
+    actor: str
+    event: CarrierEventType
+    tracking_number: str | None = None
+    location: Comment | None = None
+    note: Comment | None = None
+    occurred_at: datetime | None = None
+
+
+# --- activities ---------------------------------------------------------------------------------
+
+
+class CreditReportRequest(_Input):
+    order_id: str
+    customer_id: str
+    currency: str
+
+
+class CreditReportResult(_Input):
+    score: int
+    credit_limit: Decimal
+    open_exposure: Decimal
+
+
+class StockLine(_Input):
+    sku: str
+    quantity: int
+
+
+class StockRequest(_Input):
+    order_id: str
+    lines: list[StockLine] = Field(default_factory=list)
+
+
+class CaptureRequest(_Input):
+    order_id: str
+    step: str = Field(description="Idempotency step name, e.g. 'capture' or 'capture-2'.")
+    amount_minor: int
+    currency: str
+    token: str
+
+
+class RefundRequest(_Input):
+    order_id: str
+    step: str
+    amount_minor: int
+    currency: str
+
+
+class ChargeResult(_Input):
+    reference: str
+    amount_minor: int
+
+
+class ShipmentRequest(_Input):
+    order_id: str
+    country: str
+    parcels: int
+
+
+class ShipmentResult(_Input):
+    carrier: str
+    tracking_number: str
+
+
+class NotifyRequest(_Input):
+    order_id: str
+    key: str = Field(description="Idempotency key: order id + step.")
+    kind: str
+    recipient: str
+    subject: str
+    body: str
+
+
+class ProjectRequest(_Input):
+    view: OrderView = Field(description="The order, its timeline left empty.")
+    events: list[TimelineEvent]

@@ -1,0 +1,623 @@
+"""The order workflow: one durable execution per order, workflow id = order id.
+
+Steps: credit check -> approval when required -> reserve stock -> capture payment (or, for
+prepay, wait for the customer's payment until a deadline) -> book shipment -> carrier events ->
+completed. Cancellation, rejection and failures unwind the compensation stack in reverse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, NoReturn
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from domain.money import from_minor, to_minor
+    from domain.policies import CreditOutcome, approval_required, decide_credit, requires_prepayment
+    from domain.status import (
+        CANCELLABLE,
+        Action,
+        OrderStatus,
+        allowed_actions,
+        check_transition,
+        refund_state,
+    )
+    from domain.view import ApprovalDecision, Closure, OrderView, TimelineEvent
+    from workflows.contracts import (
+        ApproveInput,
+        CancelInput,
+        CaptureRequest,
+        CarrierEventInput,
+        CarrierEventType,
+        ChargeResult,
+        CreditReportRequest,
+        CreditReportResult,
+        NotifyRequest,
+        PaymentInput,
+        ProjectRequest,
+        RefundRequest,
+        RejectInput,
+        ShipmentRequest,
+        ShipmentResult,
+        StartOrderInput,
+        StockLine,
+        StockRequest,
+    )
+
+S = OrderStatus
+SYSTEM = "system"
+COMMAND_NOT_ALLOWED = "CommandNotAllowed"
+INVALID_COMMAND = "InvalidCommand"
+
+FORWARD_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
+)
+# Compensations must eventually succeed: retry forever, never give up on a refund.
+COMPENSATION_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=60),
+    maximum_attempts=0,
+)
+
+
+class _Ended(Exception):
+    """The order cannot go on: unwind compensations and close it with ``status``."""
+
+    def __init__(self, status: OrderStatus, event: str, reason: str, actor: str) -> None:
+        super().__init__(reason)
+        self.status, self.event, self.reason, self.actor = status, event, reason, actor
+
+
+def refuse(view: OrderView, action: Action, why: str | None = None) -> NoReturn:
+    """Refuse a command in a validator: it never enters history; the caller sees what is allowed."""
+    message = why or f"{action} is not allowed while the order is {view.status}"
+    raise ApplicationError(
+        message,
+        {"status": view.status.value, "allowed_actions": [a.value for a in view.allowed_actions]},
+        type=COMMAND_NOT_ALLOWED,
+        non_retryable=True,
+    )
+
+
+@workflow.defn(name="Order")
+class OrderWorkflow:
+    @workflow.init
+    def __init__(self, inp: StartOrderInput) -> None:
+        self._inp = inp
+        self._view = OrderView.new(inp.order_id, inp.spec, inp.created_by, inp.created_at)
+        self._unprojected: list[TimelineEvent] = []
+        self._cancel: CancelInput | None = None
+        self._approval: ApproveInput | RejectInput | None = None
+        self._payments: list[PaymentInput] = []
+        self._payments_settled = 0
+        self._carrier_events: list[CarrierEventInput] = []
+        self._compensations: list[str] = []
+        self._captured_minor = 0
+        self._refunded_minor = 0
+
+    # --- run ------------------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, inp: StartOrderInput) -> OrderView:
+        self._event(
+            "received",
+            f"Order received: {self._view.total} {self._view.currency}",
+            actor=inp.created_by,
+        )
+        try:
+            await self._process()
+        except _Ended as end:
+            await self._close(end)
+        except ActivityError as err:  # a step failed for good (non-retryable)
+            await self._close(_Ended(S.FAILED, "step_failed", _error_message(err), SYSTEM))
+        except asyncio.CancelledError:
+            # Cancelled through Temporal itself (operator): compensate, then report cancellation.
+            await self._close(_Ended(S.CANCELLED, "cancelled", "workflow cancelled", SYSTEM))
+            raise
+        await self._flush()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._view
+
+    async def _process(self) -> None:
+        inp, view = self._inp, self._view
+        spec, policy = inp.spec, inp.policy
+
+        # 1. Credit check
+        self._move(S.CREDIT_CHECK, "credit_check_started", "Credit check started")
+        await self._checkpoint()
+        report = await self._activity(
+            "check_credit",
+            CreditReportRequest(
+                order_id=view.id, customer_id=spec.customer.id, currency=spec.currency
+            ),
+            CreditReportResult,
+        )
+        decision = decide_credit(
+            score=report.score,
+            credit_limit=report.credit_limit,
+            open_exposure=report.open_exposure,
+            order_total=view.total,
+            rules=policy.credit_rules,
+        )
+        view.credit = decision
+        if decision.outcome is CreditOutcome.REJECT:
+            raise _Ended(S.REJECTED, "credit_rejected", decision.reason, "credit-policy")
+        self._event(
+            "credit_checked",
+            f"Credit {decision.outcome}: {decision.reason}",
+            data={"outcome": decision.outcome.value, "score": str(decision.score)},
+        )
+        await self._checkpoint()
+
+        # 2. Approval
+        if approval_required(view.total, policy.approval_threshold):
+            await self._await_approval()
+        self._move(S.CONFIRMED, "confirmed", "Order confirmed")
+        await self._checkpoint()
+
+        # 3. Stock
+        lines = [StockLine(sku=ln.sku, quantity=ln.quantity) for ln in spec.lines]
+        self._compensations.append("release_stock")
+        try:
+            await self._activity("reserve_stock", StockRequest(order_id=view.id, lines=lines))
+        except ActivityError as err:
+            if _error_type(err) == "OutOfStock":
+                raise _Ended(S.FAILED, "out_of_stock", _error_message(err), "inventory") from err
+            raise
+        self._event("stock_reserved", f"Reserved {sum(ln.quantity for ln in lines)} units")
+        await self._checkpoint()
+
+        # 4. Payment
+        self._compensations.append("refund_payment")
+        if requires_prepayment(spec, decision.outcome):
+            await self._await_prepayment()
+        else:
+            await self._capture("capture", spec.payment_method.token)
+        await self._checkpoint()
+
+        # 5. Shipment
+        self._compensations.append("cancel_shipment")
+        booking = await self._activity(
+            "book_shipment",
+            ShipmentRequest(
+                order_id=view.id, country=spec.shipping_address.country, parcels=len(spec.lines)
+            ),
+            ShipmentResult,
+        )
+        view.shipment.carrier, view.shipment.tracking_number = (
+            booking.carrier,
+            booking.tracking_number,
+        )
+        self._move(
+            S.FULFILLING,
+            "shipment_booked",
+            f"Shipment booked with {booking.carrier}: {booking.tracking_number}",
+            data={"tracking_number": booking.tracking_number},
+        )
+        await self._checkpoint()
+
+        # 6. Carrier events until delivered
+        await self._follow_carrier()
+        await self._notify(
+            "delivered",
+            spec.customer.email,
+            f"Order {view.id} delivered",
+            "Your order has been delivered.",
+        )
+        self._move(S.COMPLETED, "completed", "Order completed")
+
+    async def _await_approval(self) -> None:
+        view, policy = self._view, self._inp.policy
+        view.approval.required = True
+        self._move(
+            S.AWAITING_APPROVAL,
+            "approval_requested",
+            f"Approval required: total above {policy.approval_threshold} {view.currency}",
+        )
+        decided = await self._wait_for(
+            lambda: self._approval is not None, policy.approval_reminder_after
+        )
+        if not decided:
+            await self._notify(
+                "approval_reminder",
+                "approvers@orderly.local",
+                f"Order {view.id} waits for your approval",
+                f"Order {view.id} of {view.customer.name} ({view.total} "
+                f"{view.currency}) is waiting for approval.",
+            )
+            self._event("approval_reminder_sent", "Approvers reminded")
+            await self._wait_for(lambda: self._approval is not None)
+        decision = self._approval
+        if isinstance(decision, RejectInput):
+            raise _Ended(S.REJECTED, "rejected", decision.reason, decision.actor)
+
+    async def _await_prepayment(self) -> None:
+        view, policy = self._view, self._inp.policy
+        started = workflow.now()
+        deadline = started + policy.payment_deadline
+        view.payment.prepay, view.payment.due_at = True, deadline
+        self._move(
+            S.AWAITING_PAYMENT,
+            "payment_requested",
+            f"Waiting for payment of {view.total} {view.currency} by {deadline.isoformat()}",
+        )
+        reminder_at = started + policy.payment_reminder_after
+        reminded = policy.payment_reminder_after >= policy.payment_deadline
+        attempt = 0
+        while True:
+            until = deadline if reminded else reminder_at
+            arrived = await self._wait_for(lambda: bool(self._payments), until - workflow.now())
+            if arrived:
+                payment = self._payments.pop(0)
+                attempt += 1
+                try:
+                    await self._capture(f"capture-{attempt}", payment.token, actor=payment.actor)
+                    return
+                except _Ended as declined:
+                    self._event(
+                        "payment_declined",
+                        f"Payment declined: {declined.reason}",
+                        actor=payment.actor,
+                    )
+                    view.payment.declined_reason = declined.reason
+                finally:
+                    self._payments_settled += 1
+            elif not reminded:
+                reminded = True
+                await self._notify(
+                    "payment_reminder",
+                    view.customer.email,
+                    f"Payment due for order {view.id}",
+                    f"Please pay {view.total} {view.currency} by {deadline.isoformat()}.",
+                )
+                self._event("payment_reminder_sent", "Customer reminded to pay")
+            else:
+                raise _Ended(S.CANCELLED, "payment_expired", "payment deadline passed", SYSTEM)
+
+    async def _capture(self, step: str, token: str, actor: str = SYSTEM) -> None:
+        view = self._view
+        amount_minor = to_minor(view.total, view.currency)
+        try:
+            charge = await self._activity(
+                "capture_payment",
+                CaptureRequest(
+                    order_id=view.id,
+                    step=step,
+                    amount_minor=amount_minor,
+                    currency=view.currency,
+                    token=token,
+                ),
+                ChargeResult,
+                heartbeat=True,
+            )
+        except ActivityError as err:
+            if _error_type(err) == "PaymentDeclined":
+                raise _Ended(
+                    S.FAILED, "payment_declined", _error_message(err), "payment-gateway"
+                ) from err
+            raise
+        self._captured_minor += charge.amount_minor
+        view.payment.captured = from_minor(self._captured_minor, view.currency)
+        view.payment.capture_reference = charge.reference
+        view.payment.declined_reason = None
+        self._move(
+            S.PAID,
+            "payment_captured",
+            f"Captured {view.payment.captured} {view.currency}",
+            actor=actor,
+            data={"reference": charge.reference},
+        )
+
+    async def _follow_carrier(self) -> None:
+        view, policy = self._view, self._inp.policy
+        overdue_at = workflow.now() + policy.delivery_sla
+        sla_reported = False
+        while view.status is not S.DELIVERED:
+            timeout = None if sla_reported else overdue_at - workflow.now()
+            arrived = await self._wait_for(lambda: bool(self._carrier_events), timeout)
+            if not arrived:
+                sla_reported = True
+                await self._notify(
+                    "delivery_overdue",
+                    "support@orderly.local",
+                    f"Order {view.id} not delivered in time",
+                    f"Tracking {view.shipment.tracking_number} is past its SLA.",
+                )
+                self._event("delivery_overdue", "Delivery SLA passed without delivery")
+                continue
+            await self._apply_carrier_event(self._carrier_events.pop(0))
+
+    async def _apply_carrier_event(self, ev: CarrierEventInput) -> None:
+        view = self._view
+        view.shipment.last_event = ev.event.value
+        data = {k: v for k, v in {"location": ev.location, "note": ev.note}.items() if v}
+        if ev.event in (CarrierEventType.PICKED_UP, CarrierEventType.DELIVERED) and (
+            view.status is S.FULFILLING
+        ):
+            # Status first, so a cancel arriving during the activity is refused.
+            self._move(S.SHIPPED, "shipped", "Picked up by the carrier", actor=ev.actor, data=data)
+            self._compensations.clear()  # goods left: returns are a separate process
+            await self._activity("ship_stock", StockRequest(order_id=view.id))
+        if ev.event is CarrierEventType.DELIVERED:
+            view.shipment.delivered_at = ev.occurred_at or workflow.now()
+            self._move(
+                S.DELIVERED, "delivered", "Delivered to the customer", actor=ev.actor, data=data
+            )
+        elif ev.event is CarrierEventType.IN_TRANSIT:
+            self._event("in_transit", "In transit", actor=ev.actor, data=data)
+        elif ev.event is CarrierEventType.EXCEPTION:
+            self._event(
+                "carrier_exception",
+                ev.note or "Carrier reported an exception",
+                actor=ev.actor,
+                data=data,
+            )
+
+    # --- ending and compensation ---------------------------------------------------------------
+
+    async def _close(self, end: _Ended) -> None:
+        view = self._view
+        for step in reversed(self._compensations):
+            await self._compensate(step)
+        self._compensations.clear()
+        view.closure = Closure(reason=end.reason, by=end.actor, at=workflow.now())
+        self._move(end.status, end.event, f"Order {end.status}: {end.reason}", actor=end.actor)
+        if end.status is S.CANCELLED:
+            await self._notify(
+                "cancelled",
+                view.customer.email,
+                f"Order {view.id} cancelled",
+                f"Your order was cancelled: {end.reason}",
+            )
+        await self._flush()
+
+    async def _compensate(self, step: str) -> None:
+        view = self._view
+        opts: dict[str, Any] = {"retry": COMPENSATION_RETRY}
+        if step == "release_stock":
+            units = await self._activity(
+                "release_stock", StockRequest(order_id=view.id), int, **opts
+            )
+            if units:
+                self._event("stock_released", f"Released {units} reserved units")
+        elif step == "refund_payment":
+            due = self._captured_minor - self._refunded_minor
+            if due <= 0:
+                return
+            charge = await self._activity(
+                "refund_payment",
+                RefundRequest(
+                    order_id=view.id, step="refund", amount_minor=due, currency=view.currency
+                ),
+                ChargeResult,
+                heartbeat=True,
+                **opts,
+            )
+            self._refunded_minor += charge.amount_minor
+            view.payment.refunded = from_minor(self._refunded_minor, view.currency)
+            view.payment.refund_reference = charge.reference
+            view.payment.refund_state = refund_state(self._captured_minor, self._refunded_minor)
+            self._event(
+                "payment_refunded",
+                f"Refunded {view.payment.refunded} {view.currency}",
+                data={"reference": charge.reference},
+            )
+        elif step == "cancel_shipment":
+            if await self._activity(
+                "cancel_shipment", StockRequest(order_id=view.id), bool, **opts
+            ):
+                self._event("shipment_cancelled", "Shipment booking cancelled")
+
+    # --- commands -------------------------------------------------------------------------------
+
+    @workflow.update
+    async def approve(self, inp: ApproveInput) -> OrderView:
+        self._approval = inp
+        self._view.approval.decision = ApprovalDecision.APPROVED
+        self._view.approval.decided_by, self._view.approval.decided_at = inp.actor, workflow.now()
+        self._view.approval.comment = inp.comment
+        self._event(
+            "approved", "Approved" + (f": {inp.comment}" if inp.comment else ""), actor=inp.actor
+        )
+        await workflow.wait_condition(lambda: self._view.status is not S.AWAITING_APPROVAL)
+        return self._view
+
+    @approve.validator
+    def _validate_approve(self, inp: ApproveInput) -> None:
+        self._require(Action.APPROVE)
+
+    @workflow.update
+    async def reject(self, inp: RejectInput) -> OrderView:
+        self._approval = inp
+        self._view.approval.decision = ApprovalDecision.REJECTED
+        self._view.approval.decided_by, self._view.approval.decided_at = inp.actor, workflow.now()
+        self._view.approval.comment = inp.reason
+        await workflow.wait_condition(lambda: self._view.status.is_terminal)
+        return self._view
+
+    @reject.validator
+    def _validate_reject(self, inp: RejectInput) -> None:
+        self._require(Action.REJECT)
+
+    @workflow.update
+    async def cancel(self, inp: CancelInput) -> OrderView:
+        self._cancel = inp
+        self._view.allowed_actions = allowed_actions(self._view.status, cancel_pending=True)
+        self._event("cancel_requested", f"Cancellation requested: {inp.reason}", actor=inp.actor)
+        await workflow.wait_condition(lambda: self._view.status.is_terminal)
+        return self._view
+
+    @cancel.validator
+    def _validate_cancel(self, inp: CancelInput) -> None:
+        self._require(Action.CANCEL)
+
+    @workflow.update
+    async def pay(self, inp: PaymentInput) -> OrderView:
+        self._payments.append(inp)
+        ticket = self._payments_settled + len(self._payments)
+        self._view.allowed_actions = [a for a in self._view.allowed_actions if a is not Action.PAY]
+        self._event(
+            "payment_received",
+            f"Payment of {inp.amount} {self._view.currency} received",
+            actor=inp.actor,
+        )
+        await workflow.wait_condition(
+            lambda: self._payments_settled >= ticket or self._view.status.is_terminal
+        )
+        self._view.allowed_actions = allowed_actions(
+            self._view.status, cancel_pending=self._cancel is not None
+        )
+        return self._view
+
+    @pay.validator
+    def _validate_pay(self, inp: PaymentInput) -> None:
+        self._require(Action.PAY)
+        if self._payments:
+            refuse(self._view, Action.PAY, "a payment for this order is being processed")
+        if inp.amount != self._view.total:
+            raise ApplicationError(
+                f"amount must equal the order total {self._view.total} {self._view.currency}",
+                {"field": "amount"},
+                type=INVALID_COMMAND,
+                non_retryable=True,
+            )
+
+    @workflow.signal
+    def carrier_event(self, inp: CarrierEventInput) -> None:
+        """Carrier scans arrive as signals: fire and forget, processed in order by ``run``."""
+        if Action.SHIPMENT_EVENT in self._view.allowed_actions:
+            self._carrier_events.append(inp)
+        else:
+            self._event(
+                "carrier_event_ignored",
+                f"Carrier event {inp.event} ignored while {self._view.status}",
+                actor=inp.actor,
+            )
+
+    @workflow.query
+    def state(self) -> OrderView:
+        return self._view
+
+    def _require(self, action: Action) -> None:
+        if action not in self._view.allowed_actions:
+            refuse(self._view, action)
+
+    # --- helpers --------------------------------------------------------------------------------
+
+    def _event(
+        self, type_: str, message: str, *, actor: str = SYSTEM, data: dict[str, str] | None = None
+    ) -> None:
+        view = self._view
+        now = workflow.now()
+        event = TimelineEvent(
+            seq=len(view.timeline) + 1,
+            at=now,
+            type=type_,
+            status=view.status,
+            actor=actor,
+            message=message,
+            data=data or {},
+        )
+        view.timeline.append(event)
+        view.updated_at = now
+        self._unprojected.append(event)
+
+    def _move(
+        self,
+        status: OrderStatus,
+        type_: str,
+        message: str,
+        *,
+        actor: str = SYSTEM,
+        data: dict[str, str] | None = None,
+    ) -> None:
+        view = self._view
+        view.status = check_transition(view.status, status)
+        view.allowed_actions = allowed_actions(status, cancel_pending=self._cancel is not None)
+        self._event(type_, message, actor=actor, data=data)
+
+    async def _flush(self) -> None:
+        """Project the events recorded since the last flush into the read model."""
+        while self._unprojected:
+            events, self._unprojected = self._unprojected, []
+            snapshot = self._view.model_copy(update={"timeline": []})
+            await workflow.execute_local_activity(
+                "project_order",
+                ProjectRequest(view=snapshot, events=events),
+                start_to_close_timeout=timedelta(seconds=10),
+                retry_policy=RetryPolicy(
+                    maximum_interval=timedelta(seconds=10), maximum_attempts=0
+                ),
+            )
+
+    async def _checkpoint(self) -> None:
+        await self._flush()
+        self._check_cancel()
+
+    def _check_cancel(self) -> None:
+        if self._cancel is not None and self._view.status in CANCELLABLE:
+            raise _Ended(S.CANCELLED, "cancelled", self._cancel.reason, self._cancel.actor)
+
+    async def _wait_for(self, ready: Callable[[], bool], timeout: timedelta | None = None) -> bool:
+        """Wait until ``ready()`` or the timeout; project events meanwhile; honour cancellation."""
+        deadline = None if timeout is None else workflow.now() + timeout
+        while True:
+            await self._checkpoint()
+            if ready():
+                return True
+            remaining = None if deadline is None else deadline - workflow.now()
+            if remaining is not None and remaining <= timedelta(0):
+                return False
+            try:
+                await workflow.wait_condition(
+                    lambda: ready() or bool(self._unprojected) or self._cancel is not None,
+                    timeout=remaining,
+                )
+            except TimeoutError:
+                return ready()
+
+    async def _activity(
+        self,
+        name: str,
+        arg: Any,
+        result_type: type | None = None,
+        *,
+        heartbeat: bool = False,
+        retry: RetryPolicy = FORWARD_RETRY,
+    ) -> Any:
+        policy = self._inp.policy
+        return await workflow.execute_activity(
+            name,
+            arg,
+            result_type=result_type,
+            start_to_close_timeout=policy.activity_timeout,
+            heartbeat_timeout=policy.activity_heartbeat if heartbeat else None,
+            retry_policy=retry,
+        )
+
+    async def _notify(self, kind: str, recipient: str, subject: str, body: str) -> None:
+        await self._activity(
+            "send_notification",
+            NotifyRequest(
+                order_id=self._view.id,
+                key=f"{self._view.id}:{kind}",
+                kind=kind,
+                recipient=recipient,
+                subject=subject,
+                body=body,
+            ),
+        )
+
+
+def _error_type(err: ActivityError) -> str | None:
+    cause = err.cause
+    return cause.type if isinstance(cause, ApplicationError) else None
+
+
+def _error_message(err: ActivityError) -> str:
+    return err.cause.message if isinstance(err.cause, ApplicationError) else str(err)
