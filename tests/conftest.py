@@ -1,0 +1,144 @@
+"""Shared fixtures: real Temporal servers, SQLite and PostgreSQL databases, an in-process worker."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from config import Settings
+from db.models import Base
+from db.session import SessionFactory, make_engine, make_sessionmaker
+from integrations.carrier import SimulatedCarrier
+from integrations.credit import SimulatedBureau
+from integrations.inventory import SimulatedInventory
+from integrations.mail import OutboxMailer
+from integrations.payment import SimulatedGateway
+from tests.pgcluster import PgCluster, find_pg_bindir
+from worker import build_worker
+
+BIN = Path(sys.executable).parent
+
+
+def binary(name: str) -> str:
+    """A binary shipped by a PyPI package in this venv (temporal, temporal-test-server)."""
+    found = shutil.which(name) or (str(BIN / name) if (BIN / name).exists() else None)
+    if found is None:
+        pytest.fail(f"{name} not found: install the dev dependencies (make test does)")
+    return found
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A real Temporal dev server for the whole session (in memory)."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=binary("temporal"),
+        data_converter=pydantic_data_converter,
+        dev_server_log_level="error",
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    if find_pg_bindir() is None:
+        message = "PostgreSQL server binaries not found (pg_config --bindir)"
+        if os.environ.get("ORDERLY_REQUIRE_POSTGRES") == "1":
+            pytest.fail(message + " and ORDERLY_REQUIRE_POSTGRES=1")
+        pytest.skip(message)
+    cluster = PgCluster()
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh, empty database with the schema, once per backend."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'orderly.db'}"
+    else:
+        cluster: PgCluster = request.getfixturevalue("pg_cluster")
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        cluster.create_database(name)
+        url = cluster.url(name)
+    engine = make_engine(url)
+    async with engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    await engine.dispose()
+    yield url
+
+
+@pytest.fixture
+async def sessions(database_url: str) -> AsyncIterator[SessionFactory]:
+    engine = make_engine(database_url)
+    yield make_sessionmaker(engine)
+    await engine.dispose()
+
+
+def make_settings(database_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "task_queue": f"orders-{uuid.uuid4().hex[:8]}",
+        "activity_timeout": timedelta(seconds=10),
+        "activity_heartbeat": timedelta(seconds=3),
+        **overrides,
+    }
+    return Settings.model_validate(values)
+
+
+@dataclass
+class Stack:
+    """A worker on its own task queue, plus the simulators to seed and inspect."""
+
+    client: Client
+    settings: Settings
+    sessions: SessionFactory
+    inventory: SimulatedInventory
+    bureau: SimulatedBureau
+    gateway: SimulatedGateway
+    carrier: SimulatedCarrier
+    mailer: OutboxMailer
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, object]:
+    """Override in a test module to change the worker's settings."""
+    return {}
+
+
+@pytest.fixture
+async def stack(
+    temporal_env: WorkflowEnvironment,
+    database_url: str,
+    sessions: SessionFactory,
+    settings_overrides: dict[str, object],
+) -> AsyncIterator[Stack]:
+    settings = make_settings(database_url, **settings_overrides)
+    worker = build_worker(temporal_env.client, settings, sessions)
+    inventory = SimulatedInventory(sessions)
+    await inventory.set_stock({"WIDGET-1": 1000, "GADGET-2": 50, "RARE-9": 1})
+    stack = Stack(
+        client=temporal_env.client,
+        settings=settings,
+        sessions=sessions,
+        inventory=inventory,
+        bureau=SimulatedBureau(sessions, default_score=700, default_limit=Decimal(50000)),
+        gateway=SimulatedGateway(sessions),
+        carrier=SimulatedCarrier(sessions),
+        mailer=OutboxMailer(sessions),
+    )
+    async with worker:
+        yield stack

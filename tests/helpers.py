@@ -1,0 +1,80 @@
+"""Helpers for driving orders in tests."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from temporalio.client import WorkflowHandle
+
+from domain.order import OrderSpec, new_order_id
+from domain.status import OrderStatus
+from domain.view import OrderView
+from tests.conftest import Stack
+from tests.factories import order_spec
+from workflows.client import order_policy
+from workflows.contracts import CarrierEventInput, CarrierEventType, StartOrderInput
+from workflows.order import OrderWorkflow
+
+T = TypeVar("T")
+
+
+async def start_order(
+    stack: Stack, spec: OrderSpec | None = None, *, created_by: str = "eshop"
+) -> WorkflowHandle[OrderWorkflow, OrderView]:
+    order_id = new_order_id(datetime.now(UTC).date(), random.Random())
+    inp = StartOrderInput(
+        order_id=order_id,
+        spec=spec or order_spec(),
+        created_by=created_by,
+        created_at=datetime.now(UTC),
+        policy=order_policy(stack.settings),
+    )
+    return await stack.client.start_workflow(
+        OrderWorkflow.run, inp, id=order_id, task_queue=stack.settings.task_queue
+    )
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]],
+    accept: Callable[[T], bool],
+    *,
+    timeout: float = 30.0,
+    what: str = "condition",
+) -> T:
+    """Poll ``probe`` until ``accept`` holds; fail with the last value seen."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = await probe()
+        if accept(value):
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}; last value: {value!r}")
+        await asyncio.sleep(0.05)
+
+
+async def wait_status(
+    handle: WorkflowHandle[OrderWorkflow, OrderView], *statuses: OrderStatus, timeout: float = 30
+) -> OrderView:
+    return await eventually(
+        lambda: handle.query(OrderWorkflow.state),
+        lambda view: view.status in statuses,
+        timeout=timeout,
+        what=f"status in {[s.value for s in statuses]}",
+    )
+
+
+async def deliver(handle: WorkflowHandle[OrderWorkflow, OrderView]) -> None:
+    """The carrier picks the parcel up, moves it, delivers it."""
+    for event in (
+        CarrierEventType.PICKED_UP,
+        CarrierEventType.IN_TRANSIT,
+        CarrierEventType.DELIVERED,
+    ):
+        await handle.signal(
+            OrderWorkflow.carrier_event, CarrierEventInput(actor="carrier-simex", event=event)
+        )

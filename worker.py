@@ -1,0 +1,112 @@
+"""The Orderly worker: registers the order workflow and its activities on the task queue.
+
+Run ``python worker.py``; any number of these can run against the same Temporal cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Callable
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from activities.credit import CreditActivities
+from activities.inventory import InventoryActivities
+from activities.notify import NotifyActivities
+from activities.payment import PaymentActivities
+from activities.projection import ProjectionActivities
+from activities.shipping import ShippingActivities
+from config import Settings, get_settings
+from db.session import SessionFactory, make_engine, make_sessionmaker
+from integrations.carrier import SimulatedCarrier
+from integrations.credit import SimulatedBureau
+from integrations.inventory import SimulatedInventory
+from integrations.mail import OutboxMailer
+from integrations.payment import SimulatedGateway
+from workflows.client import connect
+from workflows.order import OrderWorkflow
+
+log = logging.getLogger("orderly.worker")
+
+
+def build_activities(settings: Settings, sessions: SessionFactory) -> list[Callable[..., Any]]:
+    """Activities wired to the simulators; swap a simulator here for a real provider."""
+    credit = CreditActivities(
+        SimulatedBureau(
+            sessions,
+            default_score=settings.credit_default_score,
+            default_limit=settings.credit_default_limit,
+        ),
+        sessions,
+    )
+    inventory = InventoryActivities(SimulatedInventory(sessions))
+    payment = PaymentActivities(
+        SimulatedGateway(
+            sessions,
+            delay=settings.sim_payment_delay,
+            transient_failures=settings.sim_payment_transient_failures,
+        )
+    )
+    shipping = ShippingActivities(SimulatedCarrier(sessions, delay=settings.sim_carrier_delay))
+    notify = NotifyActivities(OutboxMailer(sessions))
+    projection = ProjectionActivities(sessions)
+    return [
+        credit.check_credit,
+        inventory.reserve_stock,
+        inventory.release_stock,
+        inventory.ship_stock,
+        payment.capture_payment,
+        payment.refund_payment,
+        shipping.book_shipment,
+        shipping.cancel_shipment,
+        notify.send_notification,
+        projection.project_order,
+    ]
+
+
+def build_worker(client: Client, settings: Settings, sessions: SessionFactory) -> Worker:
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=[OrderWorkflow],
+        activities=build_activities(settings, sessions),
+        max_cached_workflows=settings.max_cached_workflows,
+        workflow_runner=SandboxedWorkflowRunner(
+            # pydantic's e-mail validation imports these lazily; they are deterministic.
+            restrictions=SandboxRestrictions.default.with_passthrough_modules(
+                "email_validator", "idna", "dns"
+            )
+        ),
+    )
+
+
+async def run_worker(settings: Settings) -> None:
+    engine = make_engine(settings.database_url)
+    client = await connect(settings)
+    worker = build_worker(client, settings, make_sessionmaker(engine))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with worker:
+        log.info("worker polling %s on %s", settings.task_queue, settings.temporal_target)
+        await stop.wait()
+        log.info("worker shutting down")
+    await engine.dispose()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    asyncio.run(run_worker(get_settings()))
+    # Avoid the SDK's interpreter-exit crash in standalone processes (sdk-python #300).
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+"""Temporal client construction and the policy snapshot every new order starts with."""
+
+from __future__ import annotations
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from config import Settings
+from workflows.contracts import OrderPolicy
+
+
+async def connect(settings: Settings) -> Client:
+    return await Client.connect(
+        settings.temporal_target,
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+    )
+
+
+def order_policy(settings: Settings) -> OrderPolicy:
+    return OrderPolicy(
+        approval_threshold=settings.approval_threshold,
+        payment_deadline=settings.payment_deadline,
+        payment_reminder_after=settings.payment_reminder_after,
+        approval_reminder_after=settings.approval_reminder_after,
+        delivery_sla=settings.delivery_sla,
+        activity_timeout=settings.activity_timeout,
+        activity_heartbeat=settings.activity_heartbeat,
+    )
