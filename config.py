@@ -57,6 +57,10 @@ class Settings(BaseSettings):
         default=timedelta(seconds=10), description="Heartbeat timeout of slow external calls."
     )
     max_cached_workflows: int = Field(default=2000, ge=0)
+    command_wait: timedelta = Field(
+        default=timedelta(seconds=20),
+        description="How long the API waits for a command to finish before answering 202.",
+    )
 
     # Simulator failure injection (tests and demos)
     sim_payment_delay: float = Field(

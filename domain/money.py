@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 # ISO 4217 code -> number of decimal places. Extend as markets open.
 CURRENCY_EXPONENTS: dict[str, int] = {
@@ -48,7 +48,10 @@ def check_amount(amount: Decimal, currency: str) -> Decimal:
     if amount < 0:
         raise ValueError("amount must not be negative")
     quantum = Decimal(1).scaleb(-exponent)
-    quantized = amount.quantize(quantum, rounding=ROUND_HALF_EVEN)
+    try:
+        quantized = amount.quantize(quantum, rounding=ROUND_HALF_EVEN)
+    except InvalidOperation:
+        raise ValueError(f"amount is too large for {currency}") from None
     if quantized != amount:
         raise ValueError(f"{currency} allows at most {exponent} decimal places")
     return quantized

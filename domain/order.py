@@ -15,9 +15,14 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, 
 from domain.money import check_amount, check_currency, to_minor
 
 
+# Bidi embeddings/overrides/isolates: they let text display differently from what it is.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def _no_control_chars(value: str) -> str:
-    if any(unicodedata.category(ch) == "Cc" for ch in value):
-        raise ValueError("must not contain control characters")
+    for ch in value:
+        if unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ch in _BIDI_CONTROLS:
+            raise ValueError(f"must not contain control character U+{ord(ch):04X}")
     return value
 
 
@@ -90,7 +95,7 @@ class PaymentMethod(_Strict):
 
 class OrderLine(_Strict):
     sku: Sku
-    quantity: int = Field(gt=0, le=MAX_QUANTITY)
+    quantity: int = Field(gt=0, le=MAX_QUANTITY, strict=True)
     unit_price: Decimal = Field(ge=0, max_digits=14, description="Price of one unit, major units.")
 
     def total(self) -> Decimal:

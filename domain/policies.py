@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from domain.order import OrderSpec, PaymentType
 
@@ -22,6 +22,12 @@ class CreditRules(BaseModel):
     model_config = ConfigDict(frozen=True)
     reject_below: int = Field(default=400, ge=0, le=1000)
     prepay_below: int = Field(default=600, ge=0, le=1000)
+
+    @model_validator(mode="after")
+    def _bands_in_order(self) -> CreditRules:
+        if self.reject_below > self.prepay_below:
+            raise ValueError("reject_below must not exceed prepay_below")
+        return self
 
 
 class CreditDecision(BaseModel):

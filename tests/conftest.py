@@ -65,7 +65,7 @@ def pg_cluster() -> Iterator[PgCluster]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh, empty database with the schema, once per backend."""
     if request.param == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path / 'orderly.db'}"
@@ -78,7 +78,7 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
     async with engine.begin() as conn:
         await conn.run_sync(Base.metadata.create_all)
     await engine.dispose()
-    yield url
+    return url
 
 
 @pytest.fixture

@@ -365,8 +365,6 @@ class OrderWorkflow:
         for step in reversed(self._compensations):
             await self._compensate(step)
         self._compensations.clear()
-        view.closure = Closure(reason=end.reason, by=end.actor, at=workflow.now())
-        self._move(end.status, end.event, f"Order {end.status}: {end.reason}", actor=end.actor)
         if end.status is S.CANCELLED:
             await self._notify(
                 "cancelled",
@@ -374,6 +372,9 @@ class OrderWorkflow:
                 f"Order {view.id} cancelled",
                 f"Your order was cancelled: {end.reason}",
             )
+        # Terminal only once every side effect is done.
+        view.closure = Closure(reason=end.reason, by=end.actor, at=workflow.now())
+        self._move(end.status, end.event, f"Order {end.status}: {end.reason}", actor=end.actor)
         await self._flush()
 
     async def _compensate(self, step: str) -> None:

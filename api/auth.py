@@ -1,0 +1,62 @@
+"""Bearer API keys, stored as sha256 hashes, mapping to a principal with roles."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from db.models import ApiKeyRow
+from db.session import SessionFactory
+
+
+class Role(StrEnum):
+    SYSTEM = "system"  # e-shop, ERP, POS, CSV import, payment and carrier webhooks
+    APPROVER = "approver"
+    SUPPORT = "support"
+    ADMIN = "admin"
+
+
+class Principal(BaseModel):
+    name: str
+    roles: frozenset[Role]
+
+    def has_any(self, roles: set[Role]) -> bool:
+        return bool(self.roles & roles)
+
+
+KEY_PREFIX = "ok_"
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+async def create_api_key(sessions: SessionFactory, principal: str, roles: list[Role]) -> str:
+    """Create a key for ``principal``; the plaintext is returned once and never stored."""
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    async with sessions.begin() as session:
+        session.add(
+            ApiKeyRow(
+                key_hash=hash_key(key),
+                principal=principal,
+                roles=[r.value for r in roles],
+                active=True,
+                created_at=datetime.now(UTC),
+            )
+        )
+    return key
+
+
+async def authenticate(sessions: SessionFactory, key: str) -> Principal | None:
+    async with sessions() as session:
+        row = await session.scalar(
+            select(ApiKeyRow).where(ApiKeyRow.key_hash == hash_key(key), ApiKeyRow.active)
+        )
+    if row is None:
+        return None
+    return Principal(name=row.principal, roles=frozenset(Role(r) for r in row.roles))

@@ -1,0 +1,219 @@
+"""What the order routes do: start workflows idempotently, read state, send commands."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateStage,
+)
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.errors import ApiError, not_found
+from config import Settings
+from db import readmodel
+from db.models import IdempotencyKeyRow
+from db.session import SessionFactory
+from domain.order import OrderSpec, new_order_id
+from domain.view import OrderView
+from workflows.client import order_policy
+from workflows.contracts import StartOrderInput
+from workflows.order import COMMAND_NOT_ALLOWED, INVALID_COMMAND, OrderWorkflow
+
+OrderHandle = WorkflowHandle[OrderWorkflow, OrderView]
+
+
+def _unavailable(exc: Exception) -> ApiError:
+    return ApiError(503, "unavailable", f"order engine unavailable, retry later: {exc}")
+
+
+class Orders:
+    """Per-request facade over the Temporal client and the read model."""
+
+    def __init__(self, client: Client, sessions: SessionFactory, settings: Settings) -> None:
+        self._client, self._sessions, self._settings = client, sessions, settings
+
+    def handle(self, order_id: str) -> OrderHandle:
+        return self._client.get_workflow_handle_for(OrderWorkflow.run, order_id)
+
+    # --- create -------------------------------------------------------------------------------
+
+    async def create(
+        self, spec: OrderSpec, created_by: str, idempotency_key: str | None
+    ) -> tuple[OrderView, bool]:
+        """Start an order; returns its view and whether it was created by this call.
+
+        With an idempotency key the key is recorded before the workflow starts, so a retry after
+        any failure finds the same order id and (re)starts it: nothing accepted is lost.
+        """
+        now = datetime.now(UTC)
+        order_id = new_order_id(now.date(), random.SystemRandom())
+        if idempotency_key is None:
+            return await self._start(order_id, spec, created_by, now), True
+        request_hash = hashlib.sha256(spec.model_dump_json().encode()).hexdigest()
+        row = IdempotencyKeyRow(
+            principal=created_by,
+            key=idempotency_key,
+            request_hash=request_hash,
+            order_id=order_id,
+            created_at=now,
+        )
+        try:
+            async with self._sessions.begin() as session:
+                session.add(row)
+        except IntegrityError:
+            async with self._sessions() as session:
+                found = await session.get(IdempotencyKeyRow, (created_by, idempotency_key))
+            if found is None:  # pragma: no cover - the row that collided is gone
+                raise
+            if found.request_hash != request_hash:
+                raise ApiError(
+                    409,
+                    "idempotency_conflict",
+                    "Idempotency-Key was already used with a different request body",
+                ) from None
+            existing = await self._read_model(found.order_id)
+            if existing is not None:
+                return await self.get(found.order_id), False
+            # The first attempt stopped before the order was recorded: finish it now.
+            return await self._start(found.order_id, spec, created_by, found.created_at), False
+        return await self._start(order_id, spec, created_by, now), True
+
+    async def _start(
+        self, order_id: str, spec: OrderSpec, created_by: str, at: datetime
+    ) -> OrderView:
+        inp = StartOrderInput(
+            order_id=order_id,
+            spec=spec,
+            created_by=created_by,
+            created_at=at,
+            policy=order_policy(self._settings),
+        )
+        try:
+            await self._client.start_workflow(
+                OrderWorkflow.run,
+                inp,
+                id=order_id,
+                task_queue=self._settings.task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            )
+        except WorkflowAlreadyStartedError:
+            pass  # a retry of a start that went through
+        except RPCError as exc:
+            raise _unavailable(exc) from exc
+        view = OrderView.new(order_id, spec, created_by, at)
+        async with self._sessions.begin() as session:
+            await readmodel.project(session, view, [])  # no-op if the workflow projected first
+        return view
+
+    # --- read ---------------------------------------------------------------------------------
+
+    async def _read_model(self, order_id: str) -> OrderView | None:
+        async with self._sessions() as session:
+            return await readmodel.get_order(session, order_id)
+
+    async def get(self, order_id: str) -> OrderView:
+        """Live state from the workflow; the read model once the order is closed."""
+        async with self._sessions() as session:
+            row = await readmodel.get_row(session, order_id)
+            if row is not None and row.closed:
+                view = await readmodel.get_order(session, order_id)
+                assert view is not None
+                return view
+        try:
+            return await self.handle(order_id).query(OrderWorkflow.state)
+        except RPCError as exc:
+            if row is None:
+                if exc.status == RPCStatusCode.NOT_FOUND:
+                    raise not_found(f"order {order_id}") from exc
+                raise _unavailable(exc) from exc
+        # The engine cannot answer now (or no longer keeps it): serve the last projection.
+        fallback = await self._read_model(order_id)
+        assert fallback is not None
+        return fallback
+
+    # --- commands -----------------------------------------------------------------------------
+
+    async def command(self, order_id: str, update: Any, arg: Any) -> tuple[OrderView, bool]:
+        """Run an update; returns the view and whether the command finished within the wait.
+
+        A refused command (validator) never enters the order's history and maps to 409/422.
+        """
+        handle = self.handle(order_id)
+        try:
+            update_handle = await handle.start_update(
+                update, arg, wait_for_stage=WorkflowUpdateStage.ACCEPTED
+            )
+        except WorkflowUpdateFailedError as exc:
+            raise self._refused(exc) from exc
+        except RPCError as exc:
+            raise await self._not_running(order_id, exc) from exc
+        try:
+            view: OrderView = await asyncio.wait_for(
+                update_handle.result(), timeout=self._settings.command_wait.total_seconds()
+            )
+            return view, True
+        except TimeoutError:
+            return await self.get(order_id), False
+        except WorkflowUpdateFailedError as exc:
+            raise self._refused(exc) from exc
+
+    async def signal(self, order_id: str, signal: Any, arg: Any) -> None:
+        try:
+            await self.handle(order_id).signal(signal, arg)
+        except RPCError as exc:
+            raise await self._not_running(order_id, exc) from exc
+
+    @staticmethod
+    def _refused(exc: WorkflowUpdateFailedError) -> ApiError:
+        cause = exc.cause
+        if isinstance(cause, ApplicationError):
+            details: dict[str, Any] = cause.details[0] if cause.details else {}
+            if cause.type == COMMAND_NOT_ALLOWED:
+                return ApiError(
+                    409,
+                    "command_not_allowed",
+                    cause.message,
+                    status=details.get("status"),
+                    allowed_actions=details.get("allowed_actions", []),
+                )
+            if cause.type == INVALID_COMMAND:
+                field = details.get("field", "body")
+                return ApiError(
+                    422,
+                    "invalid_input",
+                    f"{field}: {cause.message}",
+                    fields=[{"field": field, "reason": cause.message}],
+                )
+        return ApiError(502, "command_failed", f"the order could not process the command: {exc}")
+
+    async def _not_running(self, order_id: str, exc: RPCError) -> ApiError:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            return _unavailable(exc)
+        view = await self._read_model(order_id)
+        if view is None:
+            try:
+                desc = await self.handle(order_id).describe()
+            except RPCError:
+                return not_found(f"order {order_id}")
+            if desc.status == WorkflowExecutionStatus.RUNNING:  # pragma: no cover - raced
+                return _unavailable(exc)
+            return ApiError(409, "command_not_allowed", "the order is closed", allowed_actions=[])
+        return ApiError(
+            409,
+            "command_not_allowed",
+            f"the order is {view.status}",
+            status=view.status.value,
+            allowed_actions=[],
+        )

@@ -1,0 +1,226 @@
+"""Orders: create, read, list, and the commands approvers, support and systems send."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Response, status
+
+from api.auth import Principal, Role
+from api.deps import ClientDep, PrincipalDep, SessionDep, SessionsDep, SettingsDep, require
+from api.errors import ApiError, ErrorBody
+from api.orders import Orders
+from api.schemas import (
+    ApproveRequest,
+    CancelRequest,
+    OrderPage,
+    OrderSummary,
+    PaymentRequest,
+    RejectRequest,
+    ShipmentEventAccepted,
+    ShipmentEventRequest,
+    Timeline,
+)
+from db import readmodel
+from domain.order import OrderSpec
+from domain.status import Action, OrderStatus
+from domain.view import OrderView
+from workflows.contracts import (
+    ApproveInput,
+    CancelInput,
+    CarrierEventInput,
+    PaymentInput,
+    RejectInput,
+)
+from workflows.order import OrderWorkflow
+
+ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422, 503)
+}
+router = APIRouter(prefix="/orders", tags=["orders"], responses=ERRORS)
+
+
+def _orders(client: ClientDep, sessions: SessionsDep, settings: SettingsDep) -> Orders:
+    return Orders(client, sessions, settings)
+
+
+OrdersDep = Annotated[Orders, Depends(_orders)]
+Creator = Annotated[Principal, Depends(require(Role.SYSTEM))]
+Approver = Annotated[Principal, Depends(require(Role.APPROVER))]
+Canceller = Annotated[Principal, Depends(require(Role.SYSTEM, Role.SUPPORT))]
+Webhook = Annotated[Principal, Depends(require(Role.SYSTEM))]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Same key and body return the same order; same key, other body: 409.",
+    ),
+]
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=OrderView)
+async def create_order(
+    spec: OrderSpec,
+    principal: Creator,
+    orders: OrdersDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> OrderView:
+    """Start an order; totals are computed here, never taken from the request."""
+    view, created = await orders.create(spec, principal.name, idempotency_key)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    response.headers["Location"] = f"/orders/{view.id}"
+    return view
+
+
+@router.get("", response_model=OrderPage)
+async def list_orders(
+    _: PrincipalDep,
+    session: SessionDep,
+    status_: Annotated[OrderStatus | None, Query(alias="status")] = None,
+    customer_id: Annotated[str | None, Query(max_length=64)] = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> OrderPage:
+    """Orders newest first, from the read model, with cursor pagination."""
+    flt = readmodel.OrderFilter(
+        status=status_,
+        customer_id=customer_id,
+        created_from=_utc(created_from),
+        created_to=_utc(created_to),
+    )
+    try:
+        rows, next_cursor = await readmodel.list_orders(session, flt, limit=limit, cursor=cursor)
+    except readmodel.BadCursor as exc:
+        raise ApiError(
+            422, "invalid_input", f"cursor: {exc}", fields=[{"field": "cursor", "reason": str(exc)}]
+        ) from exc
+    items = [
+        OrderSummary(
+            id=r.id,
+            status=OrderStatus(r.status),
+            customer_id=r.customer_id,
+            customer_tier=r.customer_tier,
+            region=r.region,
+            currency=r.currency,
+            total=r.total,
+            created_by=r.created_by,
+            created_at=r.created_at,
+            updated_at=r.updated_at,
+        )
+        for r in rows
+    ]
+    return OrderPage(items=items, next_cursor=next_cursor)
+
+
+@router.get("/{order_id}", response_model=OrderView)
+async def get_order(order_id: str, _: PrincipalDep, orders: OrdersDep) -> OrderView:
+    """Live status, allowed actions and timeline of one order."""
+    return await orders.get(order_id)
+
+
+@router.get("/{order_id}/timeline", response_model=Timeline)
+async def get_timeline(order_id: str, _: PrincipalDep, orders: OrdersDep) -> Timeline:
+    """Every recorded step of the order, with actor and time."""
+    view = await orders.get(order_id)
+    return Timeline(order_id=view.id, events=view.timeline)
+
+
+async def _command(
+    orders: Orders, order_id: str, update: object, arg: object, response: Response
+) -> OrderView:
+    view, finished = await orders.command(order_id, update, arg)
+    if not finished:
+        response.status_code = status.HTTP_202_ACCEPTED
+    return view
+
+
+@router.post(
+    "/{order_id}/approve",
+    response_model=OrderView,
+    responses={202: {"model": OrderView, "description": "Accepted, still running"}},
+)
+async def approve_order(
+    order_id: str, body: ApproveRequest, principal: Approver, orders: OrdersDep, response: Response
+) -> OrderView:
+    """Approve an order that waits for approval."""
+    inp = ApproveInput(actor=principal.name, comment=body.comment)
+    return await _command(orders, order_id, OrderWorkflow.approve, inp, response)
+
+
+@router.post("/{order_id}/reject", response_model=OrderView)
+async def reject_order(
+    order_id: str, body: RejectRequest, principal: Approver, orders: OrdersDep, response: Response
+) -> OrderView:
+    """Reject an order that waits for approval; a reason is required."""
+    inp = RejectInput(actor=principal.name, reason=body.reason)
+    return await _command(orders, order_id, OrderWorkflow.reject, inp, response)
+
+
+@router.post("/{order_id}/cancel", response_model=OrderView)
+async def cancel_order(
+    order_id: str, body: CancelRequest, principal: Canceller, orders: OrdersDep, response: Response
+) -> OrderView:
+    """Cancel until shipped: stock is released and captured money refunded."""
+    inp = CancelInput(actor=principal.name, reason=body.reason)
+    return await _command(orders, order_id, OrderWorkflow.cancel, inp, response)
+
+
+@router.post("/{order_id}/payments", response_model=OrderView)
+async def pay_order(
+    order_id: str, body: PaymentRequest, principal: Webhook, orders: OrdersDep, response: Response
+) -> OrderView:
+    """Record the customer's payment of a prepay order (must equal the total)."""
+    inp = PaymentInput(actor=principal.name, amount=body.amount, token=body.token)
+    return await _command(orders, order_id, OrderWorkflow.pay, inp, response)
+
+
+@router.post(
+    "/{order_id}/shipment-events",
+    response_model=ShipmentEventAccepted,
+    status_code=status.HTTP_202_ACCEPTED,
+)
+async def shipment_event(
+    order_id: str, body: ShipmentEventRequest, principal: Webhook, orders: OrdersDep
+) -> ShipmentEventAccepted:
+    """Carrier webhook: a scan event, delivered to the order asynchronously."""
+    view = await orders.get(order_id)
+    if Action.SHIPMENT_EVENT not in view.allowed_actions:
+        raise ApiError(
+            409,
+            "command_not_allowed",
+            f"shipment events are not accepted while the order is {view.status}",
+            status=view.status.value,
+            allowed_actions=[a.value for a in view.allowed_actions],
+        )
+    if body.tracking_number and body.tracking_number != view.shipment.tracking_number:
+        reason = "does not match the order's shipment"
+        raise ApiError(
+            422,
+            "invalid_input",
+            f"tracking_number: {reason}",
+            fields=[{"field": "tracking_number", "reason": reason}],
+        )
+    inp = CarrierEventInput(
+        actor=principal.name,
+        event=body.event,
+        tracking_number=body.tracking_number,
+        location=body.location,
+        note=body.note,
+        occurred_at=_utc(body.occurred_at),
+    )
+    await orders.signal(order_id, OrderWorkflow.carrier_event, inp)
+    return ShipmentEventAccepted(order_id=order_id, event=body.event)

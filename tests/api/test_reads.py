@@ -1,0 +1,86 @@
+"""Listing, pagination, filters, closed orders from the read model, and health."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from temporalio.client import Client
+
+from api.app import create_app
+from domain.status import OrderStatus
+from tests.api.conftest import Api
+from tests.api.flows import create, wait_status
+from tests.factories import big_order, order_payload
+
+S = OrderStatus
+
+
+async def test_list_filters_and_cursor_pagination(api: Api) -> None:
+    ids = [(await create(api, order_payload(customer_id="C-PAGE")))["id"] for _ in range(5)]
+    other = await create(api, big_order(customer_id="C-OTHER"))
+    await wait_status(api, other["id"], S.AWAITING_APPROVAL)
+    for order_id in ids:
+        await wait_status(api, order_id, S.FULFILLING)
+
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params = {"customer_id": "C-PAGE", "limit": "2", **({"cursor": cursor} if cursor else {})}
+        page = (await api.http.get("/orders", params=params, headers=api.auth("support-1"))).json()
+        assert len(page["items"]) <= 2
+        seen += [item["id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(ids)
+    assert len(seen) == len(set(seen))
+
+    waiting = await api.http.get(
+        "/orders", params={"status": "awaiting_approval"}, headers=api.auth("lead-1")
+    )
+    assert [i["id"] for i in waiting.json()["items"]] == [other["id"]]
+    future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    none = await api.http.get(
+        "/orders", params={"created_from": future}, headers=api.auth("lead-1")
+    )
+    assert none.json()["items"] == []
+    bad = await api.http.get("/orders", params={"cursor": "!!!"}, headers=api.auth("lead-1"))
+    assert bad.status_code == 422
+    bad_status = await api.http.get(
+        "/orders", params={"status": "lost"}, headers=api.auth("lead-1")
+    )
+    assert bad_status.status_code == 422
+    assert bad_status.json()["error"]["fields"][0]["field"] == "query.status"
+
+
+async def test_closed_order_is_served_from_read_model(api: Api) -> None:
+    order = await create(api, order_payload(payment={"type": "card", "token": "tok_decline"}))
+    failed = await wait_status(api, order["id"], S.FAILED)
+    await api.stack.client.get_workflow_handle(order["id"]).result()
+    # An API whose engine knows nothing of this order (another namespace) still answers:
+    # closed orders come from the read model alone.
+    blind = await Client.connect(
+        api.stack.client.service_client.config.target_host,
+        namespace="no-such-namespace",
+    )
+    app = create_app(api.stack.settings, client=blind, sessions=api.stack.sessions)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as http:
+        got = await http.get(f"/orders/{order['id']}", headers=api.auth("support-1"))
+        assert got.status_code == 200
+        assert got.json() == failed
+        timeline = await http.get(f"/orders/{order['id']}/timeline", headers=api.auth("lead-1"))
+        assert timeline.json()["events"] == failed["timeline"]
+        late = await http.post(
+            f"/orders/{order['id']}/cancel", json={"reason": "late"}, headers=api.auth("support-1")
+        )
+        assert late.status_code == 409
+        assert late.json()["error"]["status"] == "failed"
+
+
+async def test_healthz_reports_components(api: Api) -> None:
+    response = await api.http.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "api": "ok", "temporal": "ok", "database": "ok"}
