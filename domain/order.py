@@ -14,7 +14,6 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, 
 
 from domain.money import check_amount, check_currency, to_minor
 
-
 # Bidi embeddings/overrides/isolates: they let text display differently from what it is.
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 

@@ -65,20 +65,24 @@ def pg_cluster() -> Iterator[PgCluster]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh, empty database with the schema, once per backend."""
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database, once per backend."""
     if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'orderly.db'}"
-    else:
-        cluster: PgCluster = request.getfixturevalue("pg_cluster")
-        name = f"t_{uuid.uuid4().hex[:12]}"
-        cluster.create_database(name)
-        url = cluster.url(name)
-    engine = make_engine(url)
+        return f"sqlite+aiosqlite:///{tmp_path / 'orderly.db'}"
+    cluster: PgCluster = request.getfixturevalue("pg_cluster")
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    cluster.create_database(name)
+    return cluster.url(name)
+
+
+@pytest.fixture
+async def database_url(empty_database_url: str) -> str:
+    """A fresh database with the schema (the migrations are tested to build the same)."""
+    engine = make_engine(empty_database_url)
     async with engine.begin() as conn:
         await conn.run_sync(Base.metadata.create_all)
     await engine.dispose()
-    return url
+    return empty_database_url
 
 
 @pytest.fixture

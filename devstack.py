@@ -1,0 +1,229 @@
+"""`make run`: the whole service on one machine with nothing else installed.
+
+Applies migrations, creates dev API keys on first run, starts the Temporal dev server (SQLite
+file under var/), the worker and the API, prints where everything is, and stops all of them
+cleanly on Ctrl-C. Orders survive a restart: all state is in var/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from api.auth import Role, create_api_key
+from config import ROOT
+from db.models import StockItemRow
+from db.session import make_engine, make_sessionmaker
+from integrations.inventory import SimulatedInventory
+
+BIN = Path(sys.executable).parent
+DEV_PRINCIPALS: dict[str, list[Role]] = {
+    "dev-system": [Role.SYSTEM],
+    "dev-approver": [Role.APPROVER],
+    "dev-support": [Role.SUPPORT],
+    "dev-admin": [Role.ADMIN],
+}
+DEMO_STOCK = {"WIDGET-1": 10_000, "GADGET-2": 5_000, "GIZMO-3": 2_000, "RARE-9": 3}
+
+
+def _args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--var", type=Path, default=ROOT / "var", help="state directory")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--api-port", type=int, default=8000)
+    parser.add_argument("--temporal-port", type=int, default=7233)
+    parser.add_argument("--ui-port", type=int, default=8233)
+    return parser.parse_args()
+
+
+def _wait_port(host: str, port: int, proc: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{what} exited with code {proc.returncode} while starting")
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+            return
+        time.sleep(0.1)
+    raise SystemExit(f"{what} did not listen on {host}:{port} within 60 s")
+
+
+def _wait_healthy(url: str, procs: list[subprocess.Popen[bytes]]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for proc in procs:
+            if proc.poll() is not None:
+                raise SystemExit(f"{proc.args!r} exited with code {proc.returncode}")
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as resp:
+            if resp.status == 200:
+                return
+        time.sleep(0.2)
+    raise SystemExit(f"{url} did not report healthy within 60 s")
+
+
+async def _prepare(database_url: str, keys_file: Path) -> dict[str, str]:
+    """Seed demo stock once; create dev API keys once and keep them in ``keys_file``."""
+    engine = make_engine(database_url)
+    sessions = make_sessionmaker(engine)
+    async with sessions() as session:
+        has_stock = await session.get(StockItemRow, "WIDGET-1") is not None
+    if not has_stock:
+        await SimulatedInventory(sessions).set_stock(DEMO_STOCK)
+    keys: dict[str, str] = json.loads(keys_file.read_text()) if keys_file.exists() else {}
+    if set(keys) != set(DEV_PRINCIPALS):
+        keys = {
+            name: await create_api_key(sessions, name, roles)
+            for name, roles in DEV_PRINCIPALS.items()
+        }
+        keys_file.write_text(json.dumps(keys, indent=2))
+        keys_file.chmod(0o600)
+    await engine.dispose()
+    return keys
+
+
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM newest first (API, worker, Temporal), then SIGKILL what lingers."""
+    for proc in reversed(procs):
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def main() -> int:
+    args = _args()
+    var: Path = args.var.resolve()
+    var.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.setdefault("ORDERLY_DATABASE_URL", f"sqlite+aiosqlite:///{var / 'orderly.db'}")
+    env["ORDERLY_TEMPORAL_TARGET"] = f"{args.host}:{args.temporal_port}"
+    env["ORDERLY_API_PORT"] = str(args.api_port)
+    database_url = env["ORDERLY_DATABASE_URL"]
+
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "alembic",
+            "-c",
+            str(ROOT / "db" / "alembic.ini"),
+            "upgrade",
+            "head",
+        ],
+        check=True,
+        env=env,
+        cwd=ROOT,
+    )
+    keys = asyncio.run(_prepare(database_url, var / "dev-api-keys.json"))
+
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def spawn(cmd: list[str], log: str) -> subprocess.Popen[bytes]:
+        out = (var / log).open("ab")
+        # Own session: Ctrl-C reaches only us, and we stop the children in order.
+        proc = subprocess.Popen(
+            cmd, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        procs.append(proc)
+        return proc
+
+    stopping = False
+
+    def on_signal(_signo: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        temporal = spawn(
+            [
+                str(BIN / "temporal"),
+                "server",
+                "start-dev",
+                "--db-filename",
+                str(var / "temporal.db"),
+                "--sqlite-pragma",
+                "journal_mode=wal",
+                "--sqlite-pragma",
+                "synchronous=normal",
+                "--ip",
+                args.host,
+                "--port",
+                str(args.temporal_port),
+                "--ui-port",
+                str(args.ui_port),
+                "--log-level",
+                "warn",
+            ],
+            "temporal.log",
+        )
+        _wait_port(args.host, args.temporal_port, temporal, "Temporal dev server")
+        worker = spawn([sys.executable, "worker.py"], "worker.log")
+        api = spawn(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "api.app:create_app",
+                "--factory",
+                "--host",
+                args.host,
+                "--port",
+                str(args.api_port),
+                "--log-level",
+                "warning",
+            ],
+            "api.log",
+        )
+        base = f"http://{args.host}:{args.api_port}"
+        _wait_healthy(f"{base}/healthz", [temporal, worker, api])
+        _banner(base, f"http://{args.host}:{args.ui_port}", keys, var)
+        while not stopping and all(p.poll() is None for p in procs):
+            time.sleep(0.2)
+        for proc in procs:
+            if proc.poll() is not None and not stopping:
+                print(f"{proc.args[0]} exited with code {proc.returncode}; see {var}/*.log")
+    finally:
+        print("Stopping API, worker and Temporal ...", flush=True)
+        _stop(procs)
+    print("Stopped.")
+    return 0
+
+
+def _banner(api: str, ui: str, keys: dict[str, str], var: Path) -> None:
+    print(f"""
+Orderly is running (state in {var}; logs: api.log, worker.log, temporal.log)
+  API docs     {api}/docs
+  Health       {api}/healthz
+  Temporal UI  {ui}
+
+Dev API keys (also in {var / "dev-api-keys.json"}):""")
+    for name, key in keys.items():
+        print(f"  {name:<13} {', '.join(r.value for r in DEV_PRINCIPALS[name]):<9} {key}")
+    print(
+        f"""
+Try:  curl -s -X POST {api}/orders -H "Authorization: Bearer {keys["dev-system"]}" \\
+        -H 'Content-Type: application/json' -d @docs/example-order.json
+
+Press Ctrl-C to stop.""",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    os._exit(code)
