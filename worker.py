@@ -70,19 +70,26 @@ def build_activities(settings: Settings, sessions: SessionFactory) -> list[Calla
     ]
 
 
+WORKFLOWS = [OrderWorkflow]
+
+
+def workflow_runner() -> SandboxedWorkflowRunner:
+    """The sandbox, letting through modules pydantic's e-mail validation imports lazily."""
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(
+            "email_validator", "idna", "dns"
+        )
+    )
+
+
 def build_worker(client: Client, settings: Settings, sessions: SessionFactory) -> Worker:
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[OrderWorkflow],
+        workflows=WORKFLOWS,
         activities=build_activities(settings, sessions),
         max_cached_workflows=settings.max_cached_workflows,
-        workflow_runner=SandboxedWorkflowRunner(
-            # pydantic's e-mail validation imports these lazily; they are deterministic.
-            restrictions=SandboxRestrictions.default.with_passthrough_modules(
-                "email_validator", "idna", "dns"
-            )
-        ),
+        workflow_runner=workflow_runner(),
     )
 
 

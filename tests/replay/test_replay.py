@@ -1,0 +1,32 @@
+"""Every saved history must replay on the current workflow code: determinism guard."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from tests.replay.record import HISTORIES, SCENARIOS
+from worker import WORKFLOWS, workflow_runner
+
+SAVED = sorted(HISTORIES.glob("*.json"))
+
+
+def test_every_scenario_has_a_saved_history() -> None:
+    assert sorted(p.stem for p in SAVED) == sorted(SCENARIOS)
+
+
+@pytest.mark.parametrize("path", SAVED, ids=[p.stem for p in SAVED])
+async def test_saved_history_replays(path: Path) -> None:
+    history = WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
+    replayer = Replayer(
+        workflows=WORKFLOWS,
+        data_converter=pydantic_data_converter,
+        workflow_runner=workflow_runner(),
+    )
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
+    assert result.replay_failure is None
