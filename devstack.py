@@ -195,7 +195,7 @@ def main() -> int:
             time.sleep(0.2)
         for proc in procs:
             if proc.poll() is not None and not stopping:
-                print(f"{proc.args[0]} exited with code {proc.returncode}; see {var}/*.log")
+                print(f"{proc.args!r} exited with code {proc.returncode}; see {var}/*.log")
     finally:
         print("Stopping API, worker and Temporal ...", flush=True)
         _stop(procs)
