@@ -46,9 +46,27 @@ def _args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+class _Interrupted(Exception):
+    """Ctrl-C (or SIGTERM) arrived while the stack was starting."""
+
+
+_stop_requested = False
+
+
+def _on_signal(_signo: int, _frame: object) -> None:
+    global _stop_requested
+    _stop_requested = True
+
+
+def _check_stop() -> None:
+    if _stop_requested:
+        raise _Interrupted
+
+
 def _wait_port(host: str, port: int, proc: subprocess.Popen[bytes], what: str) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
+        _check_stop()
         if proc.poll() is not None:
             raise SystemExit(f"{what} exited with code {proc.returncode} while starting")
         with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
@@ -60,6 +78,7 @@ def _wait_port(host: str, port: int, proc: subprocess.Popen[bytes], what: str) -
 def _wait_healthy(url: str, procs: list[subprocess.Popen[bytes]]) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
+        _check_stop()
         for proc in procs:
             if proc.poll() is not None:
                 raise SystemExit(f"{proc.args!r} exited with code {proc.returncode}")
@@ -139,14 +158,9 @@ def main() -> int:
         procs.append(proc)
         return proc
 
-    stopping = False
-
-    def on_signal(_signo: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    code = 0
     try:
         temporal = spawn(
             [
@@ -191,16 +205,19 @@ def main() -> int:
         base = f"http://{args.host}:{args.api_port}"
         _wait_healthy(f"{base}/healthz", [temporal, worker, api])
         _banner(base, f"http://{args.host}:{args.ui_port}", keys, var)
-        while not stopping and all(p.poll() is None for p in procs):
+        while not _stop_requested and all(p.poll() is None for p in procs):
             time.sleep(0.2)
         for proc in procs:
-            if proc.poll() is not None and not stopping:
+            if proc.poll() is not None and not _stop_requested:
                 print(f"{proc.args!r} exited with code {proc.returncode}; see {var}/*.log")
+                code = 1
+    except _Interrupted:
+        pass
     finally:
         print("Stopping API, worker and Temporal ...", flush=True)
         _stop(procs)
     print("Stopped.")
-    return 0
+    return code
 
 
 def _banner(api: str, ui: str, keys: dict[str, str], var: Path) -> None:

@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
@@ -90,6 +91,8 @@ def build_worker(client: Client, settings: Settings, sessions: SessionFactory) -
         activities=build_activities(settings, sessions),
         max_cached_workflows=settings.max_cached_workflows,
         workflow_runner=workflow_runner(),
+        # A dead worker's sticky queue hands its orders back after this (default 10 s).
+        sticky_queue_schedule_to_start_timeout=timedelta(seconds=3),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -132,7 +132,9 @@ class Orders:
                 assert view is not None
                 return view
         try:
-            return await self.handle(order_id).query(OrderWorkflow.state)
+            return await self.handle(order_id).query(
+                OrderWorkflow.state, rpc_timeout=timedelta(seconds=5)
+            )
         except RPCError as exc:
             if row is None:
                 if exc.status == RPCStatusCode.NOT_FOUND:
@@ -153,7 +155,10 @@ class Orders:
         handle = self.handle(order_id)
         try:
             update_handle = await handle.start_update(
-                update, arg, wait_for_stage=WorkflowUpdateStage.ACCEPTED
+                update,
+                arg,
+                wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+                rpc_timeout=self._settings.command_wait,
             )
         except WorkflowUpdateFailedError as exc:
             raise self._refused(exc) from exc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -38,10 +39,11 @@ def _order_values(view: OrderView, seq: int) -> dict[str, Any]:
 
 
 async def project(session: AsyncSession, view: OrderView, events: list[TimelineEvent]) -> None:
-    """Upsert the order row and append timeline rows; replays and retries change nothing.
+    """Upsert the order row and its timeline rows, idempotently on (order id, seq).
 
-    The row is only overwritten by a view with a higher ``seq`` than the one stored, so a late
-    retry of an older projection cannot move an order backwards.
+    The row is only overwritten by a view with the same or a higher ``seq``, so a late retry of
+    an older projection cannot move an order backwards. A repeated seq overwrites: a workflow
+    task that was retried records its events again, and the attempt that counts comes last.
     """
     seq = max((e.seq for e in view.timeline), default=0)
     seq = max([seq, *(e.seq for e in events)])
@@ -50,7 +52,7 @@ async def project(session: AsyncSession, view: OrderView, events: list[TimelineE
     update_cols = {k: stmt.excluded[k] for k in values if k not in ("id", "created_at")}
     await session.execute(
         stmt.on_conflict_do_update(
-            index_elements=["id"], set_=update_cols, where=OrderRow.seq < stmt.excluded.seq
+            index_elements=["id"], set_=update_cols, where=OrderRow.seq <= stmt.excluded.seq
         )
     )
     if events:
@@ -68,7 +70,12 @@ async def project(session: AsyncSession, view: OrderView, events: list[TimelineE
             for e in events
         ]
         ins = insert_for(session, TimelineRow).values(rows)
-        await session.execute(ins.on_conflict_do_nothing(index_elements=["order_id", "seq"]))
+        columns = ("at", "type", "status", "actor", "message", "data")
+        await session.execute(
+            ins.on_conflict_do_update(
+                index_elements=["order_id", "seq"], set_={c: ins.excluded[c] for c in columns}
+            )
+        )
 
 
 async def get_order(session: AsyncSession, order_id: str) -> OrderView | None:
@@ -125,6 +132,9 @@ class OrderFilter:
     created_to: datetime | None = None
 
 
+_CURSOR_ID = re.compile(r"^[A-Za-z0-9-]{1,32}$")
+
+
 class BadCursor(ValueError):
     pass
 
@@ -138,6 +148,8 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         at, order_id = raw.split("|", 1)
+        if not _CURSOR_ID.match(order_id):
+            raise ValueError("bad order id")
         return datetime.fromisoformat(at), order_id
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadCursor("cursor is not one this API returned") from exc

@@ -10,7 +10,15 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from domain.money import check_amount, check_currency, to_minor
 
@@ -18,13 +26,15 @@ from domain.money import check_amount, check_currency, to_minor
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
-def _no_control_chars(value: str) -> str:
+def no_control_chars(value: str) -> str:
+    """Reject control characters (NUL included), line separators and bidi overrides."""
     for ch in value:
         if unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ch in _BIDI_CONTROLS:
             raise ValueError(f"must not contain control character U+{ord(ch):04X}")
     return value
 
 
+Clean = AfterValidator(no_control_chars)
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 Sku = Annotated[
@@ -32,6 +42,7 @@ Sku = Annotated[
 ]
 MAX_LINES = 500
 MAX_QUANTITY = 1_000_000
+MAX_ORDER_TOTAL = Decimal("1000000000000")  # 10^12 in the order's currency
 
 
 class CustomerTier(StrEnum):
@@ -52,7 +63,7 @@ class _Strict(BaseModel):
         for name, value in self:
             if isinstance(value, str):
                 try:
-                    _no_control_chars(value)
+                    no_control_chars(value)
                 except ValueError as exc:
                     raise ValueError(f"{name}: {exc}") from None
         return self
@@ -120,6 +131,8 @@ class OrderSpec(_Strict):
                 check_amount(line.unit_price, self.currency)
             except ValueError as exc:
                 raise ValueError(f"lines[{i}].unit_price: {exc}") from None
+        if sum((line.total() for line in self.lines), Decimal(0)) > MAX_ORDER_TOTAL:
+            raise ValueError(f"order total exceeds {MAX_ORDER_TOTAL} {self.currency}")
         return self
 
     def total(self) -> Decimal:

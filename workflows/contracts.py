@@ -9,12 +9,14 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from domain.order import OrderSpec
+from domain.order import Clean, OrderSpec
 from domain.policies import CreditRules
 from domain.view import OrderView, TimelineEvent
 
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
-Comment = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
+Reason = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), Clean
+]
+Comment = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500), Clean]
 
 
 class _Input(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Response, status
+from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
 
 from api.auth import Principal, Role
 from api.deps import ClientDep, PrincipalDep, SessionDep, SessionsDep, SettingsDep, require
@@ -62,10 +62,21 @@ IdempotencyKey = Annotated[
 ]
 
 
-def _utc(value: datetime | None) -> datetime | None:
+OrderId = Annotated[
+    str, Path(pattern=r"^[A-Za-z0-9-]{1,32}$", description="e.g. SO-20261123-7K2QF")
+]
+
+
+def _utc(value: datetime | None, field: str) -> datetime | None:
     if value is None:
         return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError as exc:
+        reason = "date is out of range"
+        raise ApiError(
+            422, "invalid_input", f"{field}: {reason}", fields=[{"field": field, "reason": reason}]
+        ) from exc
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=OrderView)
@@ -89,7 +100,7 @@ async def list_orders(
     _: PrincipalDep,
     session: SessionDep,
     status_: Annotated[OrderStatus | None, Query(alias="status")] = None,
-    customer_id: Annotated[str | None, Query(max_length=64)] = None,
+    customer_id: Annotated[str | None, Query(max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")] = None,
     created_from: datetime | None = None,
     created_to: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -99,8 +110,8 @@ async def list_orders(
     flt = readmodel.OrderFilter(
         status=status_,
         customer_id=customer_id,
-        created_from=_utc(created_from),
-        created_to=_utc(created_to),
+        created_from=_utc(created_from, "query.created_from"),
+        created_to=_utc(created_to, "query.created_to"),
     )
     try:
         rows, next_cursor = await readmodel.list_orders(session, flt, limit=limit, cursor=cursor)
@@ -127,20 +138,20 @@ async def list_orders(
 
 
 @router.get("/{order_id}", response_model=OrderView)
-async def get_order(order_id: str, _: PrincipalDep, orders: OrdersDep) -> OrderView:
+async def get_order(order_id: OrderId, _: PrincipalDep, orders: OrdersDep) -> OrderView:
     """Live status, allowed actions and timeline of one order."""
     return await orders.get(order_id)
 
 
 @router.get("/{order_id}/timeline", response_model=Timeline)
-async def get_timeline(order_id: str, _: PrincipalDep, orders: OrdersDep) -> Timeline:
+async def get_timeline(order_id: OrderId, _: PrincipalDep, orders: OrdersDep) -> Timeline:
     """Every recorded step of the order, with actor and time."""
     view = await orders.get(order_id)
     return Timeline(order_id=view.id, events=view.timeline)
 
 
 async def _command(
-    orders: Orders, order_id: str, update: object, arg: object, response: Response
+    orders: Orders, order_id: OrderId, update: object, arg: object, response: Response
 ) -> OrderView:
     view, finished = await orders.command(order_id, update, arg)
     if not finished:
@@ -154,7 +165,11 @@ async def _command(
     responses={202: {"model": OrderView, "description": "Accepted, still running"}},
 )
 async def approve_order(
-    order_id: str, body: ApproveRequest, principal: Approver, orders: OrdersDep, response: Response
+    order_id: OrderId,
+    body: ApproveRequest,
+    principal: Approver,
+    orders: OrdersDep,
+    response: Response,
 ) -> OrderView:
     """Approve an order that waits for approval."""
     inp = ApproveInput(actor=principal.name, comment=body.comment)
@@ -163,7 +178,11 @@ async def approve_order(
 
 @router.post("/{order_id}/reject", response_model=OrderView)
 async def reject_order(
-    order_id: str, body: RejectRequest, principal: Approver, orders: OrdersDep, response: Response
+    order_id: OrderId,
+    body: RejectRequest,
+    principal: Approver,
+    orders: OrdersDep,
+    response: Response,
 ) -> OrderView:
     """Reject an order that waits for approval; a reason is required."""
     inp = RejectInput(actor=principal.name, reason=body.reason)
@@ -172,7 +191,11 @@ async def reject_order(
 
 @router.post("/{order_id}/cancel", response_model=OrderView)
 async def cancel_order(
-    order_id: str, body: CancelRequest, principal: Canceller, orders: OrdersDep, response: Response
+    order_id: OrderId,
+    body: CancelRequest,
+    principal: Canceller,
+    orders: OrdersDep,
+    response: Response,
 ) -> OrderView:
     """Cancel until shipped: stock is released and captured money refunded."""
     inp = CancelInput(actor=principal.name, reason=body.reason)
@@ -181,7 +204,11 @@ async def cancel_order(
 
 @router.post("/{order_id}/payments", response_model=OrderView)
 async def pay_order(
-    order_id: str, body: PaymentRequest, principal: Webhook, orders: OrdersDep, response: Response
+    order_id: OrderId,
+    body: PaymentRequest,
+    principal: Webhook,
+    orders: OrdersDep,
+    response: Response,
 ) -> OrderView:
     """Record the customer's payment of a prepay order (must equal the total)."""
     inp = PaymentInput(actor=principal.name, amount=body.amount, token=body.token)
@@ -194,7 +221,7 @@ async def pay_order(
     status_code=status.HTTP_202_ACCEPTED,
 )
 async def shipment_event(
-    order_id: str, body: ShipmentEventRequest, principal: Webhook, orders: OrdersDep
+    order_id: OrderId, body: ShipmentEventRequest, principal: Webhook, orders: OrdersDep
 ) -> ShipmentEventAccepted:
     """Carrier webhook: a scan event, delivered to the order asynchronously."""
     view = await orders.get(order_id)
@@ -220,7 +247,7 @@ async def shipment_event(
         tracking_number=body.tracking_number,
         location=body.location,
         note=body.note,
-        occurred_at=_utc(body.occurred_at),
+        occurred_at=_utc(body.occurred_at, "occurred_at"),
     )
     await orders.signal(order_id, OrderWorkflow.carrier_event, inp)
     return ShipmentEventAccepted(order_id=order_id, event=body.event)

@@ -182,3 +182,38 @@ async def test_idempotency_key_same_body_same_order_other_body_409(api: Api) -> 
     )
     assert bad_key.status_code == 422
     assert bad_key.json()["error"]["fields"][0]["field"] == "header.Idempotency-Key"
+
+
+async def test_hostile_text_and_ranges_are_422_and_change_nothing(api: Api) -> None:
+    order = await create(api, big_order())
+    await wait_status(api, order["id"], S.AWAITING_APPROVAL)
+    nul = await api.http.post(
+        f"/orders/{order['id']}/reject", json={"reason": "no\x00pe"}, headers=api.auth("lead-1")
+    )
+    assert nul.status_code == 422
+    assert nul.json()["error"]["fields"][0]["field"] == "reason"
+    still = await wait_status(api, order["id"], S.AWAITING_APPROVAL)
+    assert still["approval"]["decision"] is None
+
+    for bad_id in ("SO'; DROP TABLE orders;--", "x" * 40):
+        response = await api.http.get(f"/orders/{bad_id}", headers=api.auth("lead-1"))
+        assert response.status_code == 422, bad_id
+        assert response.json()["error"]["fields"][0]["field"] == "path.order_id"
+    listing = await api.http.get(
+        "/orders", params={"customer_id": "C\x00"}, headers=api.auth("lead-1")
+    )
+    assert listing.status_code == 422
+    old = await api.http.get(
+        "/orders", params={"created_from": "0001-01-01T00:00:00+01:00"}, headers=api.auth("lead-1")
+    )
+    assert old.status_code == 422
+    assert old.json()["error"]["fields"][0]["field"] == "query.created_from"
+
+    huge = order_payload(
+        lines=[{"sku": "WIDGET-1", "quantity": 1_000_000, "unit_price": "9999999.99"}]
+    )
+    too_big = await api.http.post("/orders", json=huge, headers=api.auth("eshop"))
+    assert too_big.status_code == 422
+    assert "order total exceeds" in too_big.json()["error"]["message"]
+    listed = (await api.http.get("/orders", headers=api.auth("lead-1"))).json()["items"]
+    assert [i["id"] for i in listed] == [order["id"]]

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
 
 from api.app import create_app
 from domain.status import OrderStatus
@@ -63,6 +64,7 @@ async def test_closed_order_is_served_from_read_model(api: Api) -> None:
     blind = await Client.connect(
         api.stack.client.service_client.config.target_host,
         namespace="no-such-namespace",
+        data_converter=pydantic_data_converter,
     )
     app = create_app(api.stack.settings, client=blind, sessions=api.stack.sessions)
     async with httpx.AsyncClient(
