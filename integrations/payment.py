@@ -41,7 +41,8 @@ class SimulatedGateway:
     """A gateway that keeps every capture and refund in ``sim_payment_ledger``.
 
     The same idempotency key always yields the same charge (or the same decline), so retries
-    never charge twice. ``transient_failures`` makes the first N calls per key fail transiently.
+    never charge twice. ``transient_failures`` makes the first N calls per key fail transiently;
+    ``delay`` makes the answer slow *after* the charge is booked, the case retries must survive.
     """
 
     def __init__(
@@ -53,8 +54,6 @@ class SimulatedGateway:
         self._calls: Counter[str] = Counter()
 
     async def _before_call(self, key: str) -> None:
-        if self._delay:
-            await asyncio.sleep(self._delay)
         self._calls[key] += 1
         if self._calls[key] <= self._transient_failures:
             raise TransientError(f"gateway timeout (simulated) for {key}")
@@ -74,6 +73,11 @@ class SimulatedGateway:
             assert existing is not None
             return existing
         return row
+
+    async def _answer(self, row: PaymentLedgerRow) -> Charge:
+        if self._delay:
+            await asyncio.sleep(self._delay)
+        return self._result(row)
 
     @staticmethod
     def _result(row: PaymentLedgerRow) -> Charge:
@@ -100,7 +104,7 @@ class SimulatedGateway:
             detail="card declined by issuer" if declined else "",
             created_at=datetime.now(UTC),
         )
-        return self._result(await self._record(row))
+        return await self._answer(await self._record(row))
 
     async def refund(self, *, key: str, order_id: str, amount_minor: int, currency: str) -> Charge:
         await self._before_call(key)
@@ -120,7 +124,7 @@ class SimulatedGateway:
             reference=f"re_{secrets.token_hex(8)}",
             created_at=datetime.now(UTC),
         )
-        return self._result(await self._record(row))
+        return await self._answer(await self._record(row))
 
     async def balance(self, order_id: str) -> int:
         """Captured minus refunded, in minor units."""
