@@ -8,25 +8,15 @@ completed. Cancellation, rejection and failures unwind the compensation stack in
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from datetime import timedelta
-from typing import Any, NoReturn
+from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from domain.money import from_minor, to_minor
     from domain.policies import CreditOutcome, approval_required, decide_credit, requires_prepayment
-    from domain.status import (
-        CANCELLABLE,
-        Action,
-        OrderStatus,
-        allowed_actions,
-        check_transition,
-        refund_state,
-    )
+    from domain.status import Action, OrderStatus, allowed_actions, refund_state
     from domain.view import ApprovalDecision, Closure, OrderView, TimelineEvent
     from workflows.contracts import (
         ApproveInput,
@@ -37,9 +27,7 @@ with workflow.unsafe.imports_passed_through():
         ChargeResult,
         CreditReportRequest,
         CreditReportResult,
-        NotifyRequest,
         PaymentInput,
-        ProjectRequest,
         RefundRequest,
         RejectInput,
         ShipmentRequest,
@@ -49,43 +37,24 @@ with workflow.unsafe.imports_passed_through():
         StockRequest,
     )
 
+from workflows.recorder import (
+    COMMAND_NOT_ALLOWED,
+    COMPENSATION_RETRY,
+    INVALID_COMMAND,
+    SYSTEM,
+    OrderEnded,
+    OrderRecorder,
+    error_message,
+    error_type,
+    refuse,
+)
+
 S = OrderStatus
-SYSTEM = "system"
-COMMAND_NOT_ALLOWED = "CommandNotAllowed"
-INVALID_COMMAND = "InvalidCommand"
-
-FORWARD_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
-)
-# Compensations must eventually succeed: retry forever, never give up on a refund.
-COMPENSATION_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=60),
-    maximum_attempts=0,
-)
-
-
-class _Ended(Exception):
-    """The order cannot go on: unwind compensations and close it with ``status``."""
-
-    def __init__(self, status: OrderStatus, event: str, reason: str, actor: str) -> None:
-        super().__init__(reason)
-        self.status, self.event, self.reason, self.actor = status, event, reason, actor
-
-
-def refuse(view: OrderView, action: Action, why: str | None = None) -> NoReturn:
-    """Refuse a command in a validator: it never enters history; the caller sees what is allowed."""
-    message = why or f"{action} is not allowed while the order is {view.status}"
-    raise ApplicationError(
-        message,
-        {"status": view.status.value, "allowed_actions": [a.value for a in view.allowed_actions]},
-        type=COMMAND_NOT_ALLOWED,
-        non_retryable=True,
-    )
+__all__ = ["COMMAND_NOT_ALLOWED", "INVALID_COMMAND", "OrderWorkflow"]
 
 
 @workflow.defn(name="Order")
-class OrderWorkflow:
+class OrderWorkflow(OrderRecorder):
     @workflow.init
     def __init__(self, inp: StartOrderInput) -> None:
         self._inp = inp
@@ -111,13 +80,13 @@ class OrderWorkflow:
         )
         try:
             await self._process()
-        except _Ended as end:
+        except OrderEnded as end:
             await self._close(end)
         except ActivityError as err:  # a step failed for good (non-retryable)
-            await self._close(_Ended(S.FAILED, "step_failed", _error_message(err), SYSTEM))
+            await self._close(OrderEnded(S.FAILED, "step_failed", error_message(err), SYSTEM))
         except asyncio.CancelledError:
             # Cancelled through Temporal itself (operator): compensate, then report cancellation.
-            await self._close(_Ended(S.CANCELLED, "cancelled", "workflow cancelled", SYSTEM))
+            await self._close(OrderEnded(S.CANCELLED, "cancelled", "workflow cancelled", SYSTEM))
             raise
         await self._flush()
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -146,7 +115,7 @@ class OrderWorkflow:
         )
         view.credit = decision
         if decision.outcome is CreditOutcome.REJECT:
-            raise _Ended(S.REJECTED, "credit_rejected", decision.reason, "credit-policy")
+            raise OrderEnded(S.REJECTED, "credit_rejected", decision.reason, "credit-policy")
         self._event(
             "credit_checked",
             f"Credit {decision.outcome}: {decision.reason}",
@@ -166,8 +135,8 @@ class OrderWorkflow:
         try:
             await self._activity("reserve_stock", StockRequest(order_id=view.id, lines=lines))
         except ActivityError as err:
-            if _error_type(err) == "OutOfStock":
-                raise _Ended(S.FAILED, "out_of_stock", _error_message(err), "inventory") from err
+            if error_type(err) == "OutOfStock":
+                raise OrderEnded(S.FAILED, "out_of_stock", error_message(err), "inventory") from err
             raise
         self._event("stock_reserved", f"Reserved {sum(ln.quantity for ln in lines)} units")
         await self._checkpoint()
@@ -234,7 +203,7 @@ class OrderWorkflow:
             await self._wait_for(lambda: self._approval is not None)
         decision = self._approval
         if isinstance(decision, RejectInput):
-            raise _Ended(S.REJECTED, "rejected", decision.reason, decision.actor)
+            raise OrderEnded(S.REJECTED, "rejected", decision.reason, decision.actor)
 
     async def _await_prepayment(self) -> None:
         view, policy = self._view, self._inp.policy
@@ -258,7 +227,7 @@ class OrderWorkflow:
                 try:
                     await self._capture(f"capture-{attempt}", payment.token, actor=payment.actor)
                     return
-                except _Ended as declined:
+                except OrderEnded as declined:
                     self._event(
                         "payment_declined",
                         f"Payment declined: {declined.reason}",
@@ -277,7 +246,7 @@ class OrderWorkflow:
                 )
                 self._event("payment_reminder_sent", "Customer reminded to pay")
             else:
-                raise _Ended(S.CANCELLED, "payment_expired", "payment deadline passed", SYSTEM)
+                raise OrderEnded(S.CANCELLED, "payment_expired", "payment deadline passed", SYSTEM)
 
     async def _capture(self, step: str, token: str, actor: str = SYSTEM) -> None:
         view = self._view
@@ -296,9 +265,9 @@ class OrderWorkflow:
                 heartbeat=True,
             )
         except ActivityError as err:
-            if _error_type(err) == "PaymentDeclined":
-                raise _Ended(
-                    S.FAILED, "payment_declined", _error_message(err), "payment-gateway"
+            if error_type(err) == "PaymentDeclined":
+                raise OrderEnded(
+                    S.FAILED, "payment_declined", error_message(err), "payment-gateway"
                 ) from err
             raise
         self._captured_minor += charge.amount_minor
@@ -360,7 +329,7 @@ class OrderWorkflow:
 
     # --- ending and compensation ---------------------------------------------------------------
 
-    async def _close(self, end: _Ended) -> None:
+    async def _close(self, end: OrderEnded) -> None:
         view = self._view
         for step in reversed(self._compensations):
             await self._compensate(step)
@@ -503,122 +472,3 @@ class OrderWorkflow:
     @workflow.query
     def state(self) -> OrderView:
         return self._view
-
-    def _require(self, action: Action) -> None:
-        if action not in self._view.allowed_actions:
-            refuse(self._view, action)
-
-    # --- helpers --------------------------------------------------------------------------------
-
-    def _event(
-        self, type_: str, message: str, *, actor: str = SYSTEM, data: dict[str, str] | None = None
-    ) -> None:
-        view = self._view
-        now = workflow.now()
-        event = TimelineEvent(
-            seq=len(view.timeline) + 1,
-            at=now,
-            type=type_,
-            status=view.status,
-            actor=actor,
-            message=message,
-            data=data or {},
-        )
-        view.timeline.append(event)
-        view.updated_at = now
-        self._unprojected.append(event)
-
-    def _move(
-        self,
-        status: OrderStatus,
-        type_: str,
-        message: str,
-        *,
-        actor: str = SYSTEM,
-        data: dict[str, str] | None = None,
-    ) -> None:
-        view = self._view
-        view.status = check_transition(view.status, status)
-        view.allowed_actions = allowed_actions(status, cancel_pending=self._cancel is not None)
-        self._event(type_, message, actor=actor, data=data)
-
-    async def _flush(self) -> None:
-        """Project the events recorded since the last flush into the read model."""
-        while self._unprojected:
-            events, self._unprojected = self._unprojected, []
-            snapshot = self._view.model_copy(update={"timeline": []})
-            await workflow.execute_local_activity(
-                "project_order",
-                ProjectRequest(view=snapshot, events=events),
-                start_to_close_timeout=timedelta(seconds=10),
-                retry_policy=RetryPolicy(
-                    maximum_interval=timedelta(seconds=10), maximum_attempts=0
-                ),
-            )
-
-    async def _checkpoint(self) -> None:
-        await self._flush()
-        self._check_cancel()
-
-    def _check_cancel(self) -> None:
-        if self._cancel is not None and self._view.status in CANCELLABLE:
-            raise _Ended(S.CANCELLED, "cancelled", self._cancel.reason, self._cancel.actor)
-
-    async def _wait_for(self, ready: Callable[[], bool], timeout: timedelta | None = None) -> bool:
-        """Wait until ``ready()`` or the timeout; project events meanwhile; honour cancellation."""
-        deadline = None if timeout is None else workflow.now() + timeout
-        while True:
-            await self._checkpoint()
-            if ready():
-                return True
-            remaining = None if deadline is None else deadline - workflow.now()
-            if remaining is not None and remaining <= timedelta(0):
-                return False
-            try:
-                await workflow.wait_condition(
-                    lambda: ready() or bool(self._unprojected) or self._cancel is not None,
-                    timeout=remaining,
-                )
-            except TimeoutError:
-                return ready()
-
-    async def _activity(
-        self,
-        name: str,
-        arg: Any,
-        result_type: type | None = None,
-        *,
-        heartbeat: bool = False,
-        retry: RetryPolicy = FORWARD_RETRY,
-    ) -> Any:
-        policy = self._inp.policy
-        return await workflow.execute_activity(
-            name,
-            arg,
-            result_type=result_type,
-            start_to_close_timeout=policy.activity_timeout,
-            heartbeat_timeout=policy.activity_heartbeat if heartbeat else None,
-            retry_policy=retry,
-        )
-
-    async def _notify(self, kind: str, recipient: str, subject: str, body: str) -> None:
-        await self._activity(
-            "send_notification",
-            NotifyRequest(
-                order_id=self._view.id,
-                key=f"{self._view.id}:{kind}",
-                kind=kind,
-                recipient=recipient,
-                subject=subject,
-                body=body,
-            ),
-        )
-
-
-def _error_type(err: ActivityError) -> str | None:
-    cause = err.cause
-    return cause.type if isinstance(cause, ApplicationError) else None
-
-
-def _error_message(err: ActivityError) -> str:
-    return err.cause.message if isinstance(err.cause, ApplicationError) else str(err)

@@ -1,0 +1,182 @@
+"""Bookkeeping every order workflow step relies on: timeline, status moves, projection,
+cancellable waits and activity calls with the order's policy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, NoReturn
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from domain.status import CANCELLABLE, Action, OrderStatus, allowed_actions, check_transition
+    from domain.view import OrderView, TimelineEvent
+    from workflows.contracts import CancelInput, NotifyRequest, ProjectRequest, StartOrderInput
+
+S = OrderStatus
+SYSTEM = "system"
+COMMAND_NOT_ALLOWED = "CommandNotAllowed"
+INVALID_COMMAND = "InvalidCommand"
+
+FORWARD_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
+)
+# Compensations must eventually succeed: retry forever, never give up on a refund.
+COMPENSATION_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=60),
+    maximum_attempts=0,
+)
+
+
+class OrderEnded(Exception):
+    """The order cannot go on: unwind compensations and close it with ``status``."""
+
+    def __init__(self, status: OrderStatus, event: str, reason: str, actor: str) -> None:
+        super().__init__(reason)
+        self.status, self.event, self.reason, self.actor = status, event, reason, actor
+
+
+def refuse(view: OrderView, action: Action, why: str | None = None) -> NoReturn:
+    """Refuse a command in a validator: it never enters history; the caller sees what is allowed."""
+    message = why or f"{action} is not allowed while the order is {view.status}"
+    raise ApplicationError(
+        message,
+        {"status": view.status.value, "allowed_actions": [a.value for a in view.allowed_actions]},
+        type=COMMAND_NOT_ALLOWED,
+        non_retryable=True,
+    )
+
+
+class OrderRecorder:
+    """State and helpers shared by the order workflow's steps and handlers."""
+
+    _inp: StartOrderInput
+    _view: OrderView
+    _unprojected: list[TimelineEvent]
+    _cancel: CancelInput | None
+
+    def _require(self, action: Action) -> None:
+        if action not in self._view.allowed_actions:
+            refuse(self._view, action)
+
+    # --- helpers --------------------------------------------------------------------------------
+
+    def _event(
+        self, type_: str, message: str, *, actor: str = SYSTEM, data: dict[str, str] | None = None
+    ) -> None:
+        view = self._view
+        now = workflow.now()
+        event = TimelineEvent(
+            seq=len(view.timeline) + 1,
+            at=now,
+            type=type_,
+            status=view.status,
+            actor=actor,
+            message=message,
+            data=data or {},
+        )
+        view.timeline.append(event)
+        view.updated_at = now
+        self._unprojected.append(event)
+
+    def _move(
+        self,
+        status: OrderStatus,
+        type_: str,
+        message: str,
+        *,
+        actor: str = SYSTEM,
+        data: dict[str, str] | None = None,
+    ) -> None:
+        view = self._view
+        view.status = check_transition(view.status, status)
+        view.allowed_actions = allowed_actions(status, cancel_pending=self._cancel is not None)
+        self._event(type_, message, actor=actor, data=data)
+
+    async def _flush(self) -> None:
+        """Project the events recorded since the last flush into the read model."""
+        while self._unprojected:
+            events, self._unprojected = self._unprojected, []
+            snapshot = self._view.model_copy(update={"timeline": []})
+            await workflow.execute_local_activity(
+                "project_order",
+                ProjectRequest(view=snapshot, events=events),
+                start_to_close_timeout=timedelta(seconds=10),
+                retry_policy=RetryPolicy(
+                    maximum_interval=timedelta(seconds=10), maximum_attempts=0
+                ),
+            )
+
+    async def _checkpoint(self) -> None:
+        await self._flush()
+        self._check_cancel()
+
+    def _cancel_due(self) -> bool:
+        return self._cancel is not None and self._view.status in CANCELLABLE
+
+    def _check_cancel(self) -> None:
+        if self._cancel_due():
+            raise OrderEnded(S.CANCELLED, "cancelled", self._cancel.reason, self._cancel.actor)
+
+    async def _wait_for(self, ready: Callable[[], bool], timeout: timedelta | None = None) -> bool:
+        """Wait until ``ready()`` or the timeout; project events meanwhile; honour cancellation."""
+        deadline = None if timeout is None else workflow.now() + timeout
+        while True:
+            await self._checkpoint()
+            if ready():
+                return True
+            remaining = None if deadline is None else deadline - workflow.now()
+            if remaining is not None and remaining <= timedelta(0):
+                return False
+            try:
+                await workflow.wait_condition(
+                    lambda: ready() or bool(self._unprojected) or self._cancel_due(),
+                    timeout=remaining,
+                )
+            except TimeoutError:
+                return ready()
+
+    async def _activity(
+        self,
+        name: str,
+        arg: Any,
+        result_type: type | None = None,
+        *,
+        heartbeat: bool = False,
+        retry: RetryPolicy = FORWARD_RETRY,
+    ) -> Any:
+        policy = self._inp.policy
+        return await workflow.execute_activity(
+            name,
+            arg,
+            result_type=result_type,
+            start_to_close_timeout=policy.activity_timeout,
+            heartbeat_timeout=policy.activity_heartbeat if heartbeat else None,
+            retry_policy=retry,
+        )
+
+    async def _notify(self, kind: str, recipient: str, subject: str, body: str) -> None:
+        await self._activity(
+            "send_notification",
+            NotifyRequest(
+                order_id=self._view.id,
+                key=f"{self._view.id}:{kind}",
+                kind=kind,
+                recipient=recipient,
+                subject=subject,
+                body=body,
+            ),
+        )
+
+
+def error_type(err: ActivityError) -> str | None:
+    cause = err.cause
+    return cause.type if isinstance(cause, ApplicationError) else None
+
+
+def error_message(err: ActivityError) -> str:
+    return err.cause.message if isinstance(err.cause, ApplicationError) else str(err)
