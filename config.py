@@ -5,12 +5,17 @@ Nothing is built at import time: call :func:`get_settings` where a settings obje
 
 from __future__ import annotations
 
+import tomllib
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field
+import yaml
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from domain.approval import ApprovalPolicy
 
 ROOT = Path(__file__).resolve().parent
 
@@ -48,6 +53,15 @@ class Settings(BaseSettings):
         default=Decimal("50000"), ge=0, description="Credit limit of customers unknown to bureau."
     )
     credit_default_score: int = Field(default=700, ge=0, le=1000)
+    credit_review_ratio: Decimal | None = Field(
+        default=Decimal("0.8"),
+        gt=0,
+        le=1,
+        description="Exposure + order above this share of the credit limit needs finance review.",
+    )
+    approval_policy_file: Path = Field(
+        default=ROOT / "approval-policy.yaml", description="YAML or TOML approval policy."
+    )
 
     # Activity behaviour
     activity_timeout: timedelta = Field(
@@ -81,3 +95,29 @@ class Settings(BaseSettings):
 
 def get_settings() -> Settings:
     return Settings()
+
+
+class PolicyFileError(ValueError):
+    """The approval policy file is missing, unreadable or invalid; the message names the key."""
+
+
+def load_policy(path: Path) -> ApprovalPolicy:
+    """Read and validate a YAML or TOML approval policy; errors name the file and the key."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise PolicyFileError(f"approval policy {path}: cannot read: {exc.strerror}") from exc
+    try:
+        data: Any = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise PolicyFileError(
+            f"approval policy {path}: not valid {path.suffix[1:]}: {exc}"
+        ) from exc
+    try:
+        return ApprovalPolicy.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise PolicyFileError(f"approval policy {path}: {problems}") from exc

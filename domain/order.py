@@ -107,9 +107,18 @@ class OrderLine(_Strict):
     sku: Sku
     quantity: int = Field(gt=0, le=MAX_QUANTITY, strict=True)
     unit_price: Decimal = Field(ge=0, max_digits=14, description="Price of one unit, major units.")
+    list_price: Decimal | None = Field(
+        default=None, ge=0, max_digits=14, description="Catalogue price, when a discount applies."
+    )
 
     def total(self) -> Decimal:
         return self.unit_price * self.quantity
+
+    def discount_pct(self) -> Decimal:
+        """Discount off the list price in percent (0 without a list price; negative = markup)."""
+        if not self.list_price:
+            return Decimal(0)
+        return (self.list_price - self.unit_price) / self.list_price * 100
 
 
 class OrderSpec(_Strict):
@@ -127,10 +136,13 @@ class OrderSpec(_Strict):
     def _money_fits_currency(self) -> OrderSpec:
         check_currency(self.currency)
         for i, line in enumerate(self.lines):
-            try:
-                check_amount(line.unit_price, self.currency)
-            except ValueError as exc:
-                raise ValueError(f"lines[{i}].unit_price: {exc}") from None
+            for name in ("unit_price", "list_price"):
+                amount = getattr(line, name)
+                try:
+                    if amount is not None:
+                        check_amount(amount, self.currency)
+                except ValueError as exc:
+                    raise ValueError(f"lines[{i}].{name}: {exc}") from None
         if sum((line.total() for line in self.lines), Decimal(0)) > MAX_ORDER_TOTAL:
             raise ValueError(f"order total exceeds {MAX_ORDER_TOTAL} {self.currency}")
         return self
@@ -140,6 +152,9 @@ class OrderSpec(_Strict):
 
     def total_minor(self) -> int:
         return to_minor(self.total(), self.currency)
+
+    def max_discount_pct(self) -> Decimal:
+        return max((line.discount_pct() for line in self.lines), default=Decimal(0))
 
 
 _ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U

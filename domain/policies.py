@@ -12,6 +12,7 @@ from domain.order import OrderSpec, PaymentType
 
 class CreditOutcome(StrEnum):
     ACCEPT = "accept"
+    REVIEW = "review"  # accepted, but close to the limit: finance approves the order too
     PREPAY = "prepay"  # customer must pay before anything ships
     REJECT = "reject"
 
@@ -22,6 +23,13 @@ class CreditRules(BaseModel):
     model_config = ConfigDict(frozen=True)
     reject_below: int = Field(default=400, ge=0, le=1000)
     prepay_below: int = Field(default=600, ge=0, le=1000)
+    review_above_ratio: Decimal | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="Exposure + order above this share of the limit needs a finance review. "
+        "None (orders started before reviews existed) never asks for one.",
+    )
 
     @model_validator(mode="after")
     def _bands_in_order(self) -> CreditRules:
@@ -68,11 +76,18 @@ def decide_credit(
         )
     if score < rules.prepay_below:
         return decision(CreditOutcome.PREPAY, f"bureau score {score} below {rules.prepay_below}")
+    ratio = rules.review_above_ratio
+    if ratio is not None and open_exposure + order_total > credit_limit * ratio:
+        return decision(
+            CreditOutcome.REVIEW,
+            f"exposure {open_exposure} + order {order_total} above {ratio * 100:.0f}% "
+            f"of limit {credit_limit}",
+        )
     return decision(CreditOutcome.ACCEPT, "within credit limit")
 
 
 def approval_required(total: Decimal, threshold: Decimal) -> bool:
-    """One approval level: orders strictly above the threshold need an approver."""
+    """Single-level rule of orders started before approval chains (see ``domain.approval``)."""
     return total > threshold
 
 

@@ -119,8 +119,9 @@ class OrderRecorder:
         return self._cancel is not None and self._view.status in CANCELLABLE
 
     def _check_cancel(self) -> None:
-        if self._cancel_due():
-            raise OrderEnded(S.CANCELLED, "cancelled", self._cancel.reason, self._cancel.actor)
+        cancel = self._cancel
+        if cancel is not None and self._cancel_due():
+            raise OrderEnded(S.CANCELLED, "cancelled", cancel.reason, cancel.actor)
 
     async def _wait_for(self, ready: Callable[[], bool], timeout: timedelta | None = None) -> bool:
         """Wait until ``ready()`` or the timeout; project events meanwhile; honour cancellation."""
