@@ -14,7 +14,9 @@ class InventoryActivities:
     @activity.defn(name="reserve_stock")
     async def reserve_stock(self, req: StockRequest) -> None:
         async with as_application_errors():
-            await self._inventory.reserve(req.order_id, [(ln.sku, ln.quantity) for ln in req.lines])
+            await self._inventory.reserve(
+                req.order_id, [(ln.sku, ln.quantity) for ln in req.lines], req.revision
+            )
 
     @activity.defn(name="release_stock")
     async def release_stock(self, req: StockRequest) -> int:

@@ -53,7 +53,7 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON}  # noqa: RUF012
+    type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON, list[int]: JSON}  # noqa: RUF012
 
 
 # --- read model -------------------------------------------------------------------------------
@@ -110,6 +110,36 @@ class IdempotencyKeyRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
+class ApprovalInboxRow(Base):
+    """Orders waiting for approval, one row per level whose holders may decide them now."""
+
+    __tablename__ = "approval_inbox"
+
+    order_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    eligible_level: Mapped[int] = mapped_column(Integer, primary_key=True)
+    level: Mapped[int] = mapped_column(Integer, doc="The level waiting for a decision.")
+    level_name: Mapped[str] = mapped_column(String(64))
+    waiting_since: Mapped[datetime] = mapped_column(UtcDateTime())
+    next_deadline: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    next_deadline_kind: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    customer_id: Mapped[str] = mapped_column(String(64))
+    customer_name: Mapped[str] = mapped_column(String(200))
+    customer_tier: Mapped[str] = mapped_column(String(16))
+    total: Mapped[Decimal] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(String(3))
+
+    __table_args__ = (Index("ix_approval_inbox_queue", "eligible_level", "waiting_since"),)
+
+
+class ApprovalConflictRow(Base):
+    """People who may not approve an order: its creator, its sales rep, who approved a level."""
+
+    __tablename__ = "approval_conflicts"
+
+    order_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    actor: Mapped[str] = mapped_column(String(128), primary_key=True)
+
+
 # --- authentication ---------------------------------------------------------------------------
 
 
@@ -120,6 +150,7 @@ class ApiKeyRow(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True, doc="sha256 hex of the key")
     principal: Mapped[str] = mapped_column(String(128))
     roles: Mapped[list[str]] = mapped_column()
+    approval_levels: Mapped[list[int]] = mapped_column(default=list, server_default="[]")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
@@ -147,6 +178,7 @@ class ReservationRow(Base):
     __tablename__ = "sim_stock_reservations"
 
     order_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    revision: Mapped[int] = mapped_column(Integer, primary_key=True, default=0)
     sku: Mapped[str] = mapped_column(
         String(64), ForeignKey("sim_stock_items.sku"), primary_key=True
     )

@@ -9,10 +9,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import OrderRow, TimelineRow
+from db.models import ApprovalConflictRow, ApprovalInboxRow, OrderRow, TimelineRow
 from db.upsert import insert_for
 from domain.status import TERMINAL, OrderStatus
 from domain.view import OrderView, TimelineEvent
@@ -50,11 +50,13 @@ async def project(session: AsyncSession, view: OrderView, events: list[TimelineE
     values = _order_values(view, seq)
     stmt = insert_for(session, OrderRow).values(**values)
     update_cols = {k: stmt.excluded[k] for k in values if k not in ("id", "created_at")}
-    await session.execute(
+    applied = await session.execute(
         stmt.on_conflict_do_update(
             index_elements=["id"], set_=update_cols, where=OrderRow.seq <= stmt.excluded.seq
         )
     )
+    if applied.rowcount:  # type: ignore[attr-defined]
+        await _sync_approvals(session, view)
     if events:
         rows = [
             {
@@ -76,6 +78,39 @@ async def project(session: AsyncSession, view: OrderView, events: list[TimelineE
                 index_elements=["order_id", "seq"], set_={c: ins.excluded[c] for c in columns}
             )
         )
+
+
+async def _sync_approvals(session: AsyncSession, view: OrderView) -> None:
+    """Keep the approval inbox rows and the approvers' conflicts in step with the order."""
+    await session.execute(delete(ApprovalInboxRow).where(ApprovalInboxRow.order_id == view.id))
+    approval = view.approval
+    waiting = next((lv for lv in approval.levels if lv.level == approval.current_level), None)
+    if view.status is OrderStatus.AWAITING_APPROVAL and waiting and waiting.waiting_since:
+        session.add_all(
+            ApprovalInboxRow(
+                order_id=view.id,
+                eligible_level=eligible,
+                level=waiting.level,
+                level_name=waiting.name,
+                waiting_since=waiting.waiting_since,
+                next_deadline=approval.next_deadline,
+                next_deadline_kind=approval.next_deadline_kind,
+                customer_id=view.customer.id,
+                customer_name=view.customer.name,
+                customer_tier=view.customer.tier.value,
+                total=view.total,
+                currency=view.currency,
+            )
+            for eligible in sorted(set(waiting.eligible_levels))
+        )
+    actors = {view.created_by, *(a.by for lv in approval.levels for a in lv.approvals)}
+    if view.sales_rep:
+        actors.add(view.sales_rep)
+    ins = insert_for(session, ApprovalConflictRow).values(
+        [{"order_id": view.id, "actor": actor} for actor in sorted(actors)]
+    )
+    await session.execute(ins.on_conflict_do_nothing(index_elements=["order_id", "actor"]))
+    await session.flush()
 
 
 async def get_order(session: AsyncSession, order_id: str) -> OrderView | None:

@@ -9,6 +9,7 @@ class OrderStatus(StrEnum):
     RECEIVED = "received"
     CREDIT_CHECK = "credit_check"
     AWAITING_APPROVAL = "awaiting_approval"
+    CHANGES_REQUESTED = "changes_requested"  # an approver sent it back to sales to amend
     CONFIRMED = "confirmed"  # credit and approval passed; stock and payment being secured
     AWAITING_PAYMENT = "awaiting_payment"  # prepay: waiting for the customer's payment
     PAID = "paid"
@@ -30,6 +31,8 @@ class Action(StrEnum):
 
     APPROVE = "approve"
     REJECT = "reject"
+    REQUEST_CHANGES = "request_changes"
+    AMEND = "amend"
     CANCEL = "cancel"
     PAY = "pay"
     SHIPMENT_EVENT = "shipment_event"
@@ -49,7 +52,10 @@ TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     S.CREDIT_CHECK: frozenset(
         {S.AWAITING_APPROVAL, S.CONFIRMED, S.REJECTED, S.CANCELLED, S.FAILED}
     ),
-    S.AWAITING_APPROVAL: frozenset({S.CONFIRMED, S.REJECTED, S.CANCELLED}),
+    S.AWAITING_APPROVAL: frozenset({S.CONFIRMED, S.REJECTED, S.CANCELLED, S.CHANGES_REQUESTED}),
+    S.CHANGES_REQUESTED: frozenset(
+        {S.CREDIT_CHECK, S.AWAITING_APPROVAL, S.CONFIRMED, S.REJECTED, S.CANCELLED, S.FAILED}
+    ),
     S.CONFIRMED: frozenset({S.AWAITING_PAYMENT, S.PAID, S.CANCELLED, S.FAILED}),
     S.AWAITING_PAYMENT: frozenset({S.PAID, S.CANCELLED, S.FAILED}),
     S.PAID: frozenset({S.FULFILLING, S.CANCELLED, S.FAILED}),
@@ -68,6 +74,7 @@ CANCELLABLE: frozenset[OrderStatus] = frozenset(
         S.RECEIVED,
         S.CREDIT_CHECK,
         S.AWAITING_APPROVAL,
+        S.CHANGES_REQUESTED,
         S.CONFIRMED,
         S.AWAITING_PAYMENT,
         S.PAID,
@@ -78,7 +85,8 @@ CANCELLABLE: frozenset[OrderStatus] = frozenset(
 ALLOWED_ACTIONS: dict[OrderStatus, tuple[Action, ...]] = {
     S.RECEIVED: (Action.CANCEL,),
     S.CREDIT_CHECK: (Action.CANCEL,),
-    S.AWAITING_APPROVAL: (Action.APPROVE, Action.REJECT, Action.CANCEL),
+    S.AWAITING_APPROVAL: (Action.APPROVE, Action.REJECT, Action.REQUEST_CHANGES, Action.CANCEL),
+    S.CHANGES_REQUESTED: (Action.AMEND, Action.CANCEL),
     S.CONFIRMED: (Action.CANCEL,),
     S.AWAITING_PAYMENT: (Action.PAY, Action.CANCEL),
     S.PAID: (Action.CANCEL,),

@@ -30,12 +30,52 @@ class ApprovalDecision(StrEnum):
     REJECTED = "rejected"
 
 
+class LevelStatus(StrEnum):
+    PENDING = "pending"  # an earlier level decides first
+    WAITING = "waiting"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class Approval(BaseModel):
+    by: str
+    at: datetime
+    comment: str | None = None
+
+
+class LevelState(BaseModel):
+    """One level of an order's approval chain, as support and approvers see it."""
+
+    level: int
+    name: str
+    quorum: int
+    status: LevelStatus = LevelStatus.PENDING
+    eligible_levels: list[int] = Field(description="Approvers holding any of these may decide.")
+    escalate_to: int | None = None
+    escalated: bool = False
+    approvals: list[Approval] = Field(default_factory=list)
+    waiting_since: datetime | None = None
+    remind_at: datetime | None = None
+    escalate_at: datetime | None = None
+    expire_at: datetime | None = None
+
+
 class ApprovalInfo(BaseModel):
     required: bool = False
     decision: ApprovalDecision | None = None
     decided_by: str | None = None
     decided_at: datetime | None = None
     comment: str | None = None
+    policy_version: str | None = None
+    levels: list[LevelState] = Field(default_factory=list)
+    current_level: int | None = None
+    next_deadline: datetime | None = None
+    next_deadline_kind: str | None = Field(default=None, description="reminder|escalation|expiry")
+    approved_total: Decimal | None = Field(
+        default=None,
+        description="Total the standing decisions approved; an amendment above it "
+        "restarts the chain.",
+    )
 
 
 class PaymentInfo(BaseModel):

@@ -17,7 +17,9 @@ from integrations.errors import OutOfStock
 
 
 class Inventory(Protocol):
-    async def reserve(self, order_id: str, lines: Iterable[tuple[str, int]]) -> None: ...
+    async def reserve(
+        self, order_id: str, lines: Iterable[tuple[str, int]], revision: int = 0
+    ) -> None: ...
     async def release(self, order_id: str) -> int: ...
     async def ship(self, order_id: str) -> int: ...
 
@@ -25,8 +27,9 @@ class Inventory(Protocol):
 class SimulatedInventory:
     """Stock per SKU in ``sim_stock_items``; one reservation row per (order, SKU).
 
-    Every call is idempotent on the order id: reserving twice reserves once, releasing a
-    released or shipped reservation does nothing.
+    Every call is idempotent: reserving the same (order, revision) twice reserves once,
+    releasing a released or shipped reservation does nothing. An amended order releases its
+    reservation and reserves again under the next revision.
     """
 
     def __init__(self, sessions: SessionFactory) -> None:
@@ -43,13 +46,15 @@ class SimulatedInventory:
                     stmt.on_conflict_do_update(index_elements=["sku"], set_={"on_hand": on_hand})
                 )
 
-    async def reserve(self, order_id: str, lines: Iterable[tuple[str, int]]) -> None:
+    async def reserve(
+        self, order_id: str, lines: Iterable[tuple[str, int]], revision: int = 0
+    ) -> None:
         wanted = Counter[str]()
         for sku, quantity in lines:
             wanted[sku] += quantity
         try:
             async with self._sessions.begin() as session:
-                if await self._reservations(session, order_id):
+                if await self._reservations(session, order_id, revision):
                     return
                 for sku, quantity in sorted(wanted.items()):
                     result = await session.execute(
@@ -62,13 +67,17 @@ class SimulatedInventory:
                         raise OutOfStock(f"not enough stock of {sku} for {quantity}")
                     session.add(
                         ReservationRow(
-                            order_id=order_id, sku=sku, quantity=quantity, state="reserved"
+                            order_id=order_id,
+                            revision=revision,
+                            sku=sku,
+                            quantity=quantity,
+                            state="reserved",
                         )
                     )
         except IntegrityError:
             # A concurrent retry reserved first; its reservation stands.
             async with self._sessions() as session:
-                if not await self._reservations(session, order_id):
+                if not await self._reservations(session, order_id, revision):
                     raise
 
     async def release(self, order_id: str) -> int:
@@ -86,6 +95,7 @@ class SimulatedInventory:
                 claimed = await session.execute(
                     update(ReservationRow)
                     .where(ReservationRow.order_id == order_id, ReservationRow.sku == row.sku)
+                    .where(ReservationRow.revision == row.revision)
                     .where(ReservationRow.state == "reserved")
                     .values(state=new_state)
                 )
@@ -101,10 +111,13 @@ class SimulatedInventory:
         return units
 
     @staticmethod
-    async def _reservations(session: AsyncSession, order_id: str) -> list[ReservationRow]:
-        result = await session.scalars(
-            select(ReservationRow).where(ReservationRow.order_id == order_id)
-        )
+    async def _reservations(
+        session: AsyncSession, order_id: str, revision: int | None = None
+    ) -> list[ReservationRow]:
+        stmt = select(ReservationRow).where(ReservationRow.order_id == order_id)
+        if revision is not None:
+            stmt = stmt.where(ReservationRow.revision == revision)
+        result = await session.scalars(stmt.order_by(ReservationRow.revision, ReservationRow.sku))
         return list(result)
 
     async def reservations(self, order_id: str) -> list[ReservationRow]:

@@ -9,7 +9,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from domain.order import Clean, OrderSpec
+from domain.approval import ApprovalPolicy
+from domain.order import MAX_LINES, Address, Clean, OrderLine, OrderSpec
 from domain.policies import CreditRules
 from domain.view import OrderView, TimelineEvent
 
@@ -32,6 +33,11 @@ class OrderPolicy(_Input):
     approval_reminder_after: timedelta
     delivery_sla: timedelta
     credit_rules: CreditRules = Field(default_factory=CreditRules)
+    approval: ApprovalPolicy | None = Field(
+        default=None,
+        description="Multi-level approval policy; None on orders started before chains existed, "
+        "which keep the single-level rule (approval_threshold).",
+    )
     activity_timeout: timedelta = timedelta(seconds=30)
     activity_heartbeat: timedelta = timedelta(seconds=10)
 
@@ -44,14 +50,32 @@ class StartOrderInput(_Input):
     policy: OrderPolicy
 
 
-class ApproveInput(_Input):
+class DeciderInput(_Input):
+    """An approver's command: who, which levels they hold, and optionally the level they decide."""
+
     actor: str
+    actor_levels: list[int] = Field(default_factory=list)
+    level: int | None = None
+
+
+class ApproveInput(DeciderInput):
     comment: Comment | None = None
 
 
-class RejectInput(_Input):
-    actor: str
+class RejectInput(DeciderInput):
     reason: Reason
+
+
+class RequestChangesInput(DeciderInput):
+    reason: Reason
+
+
+class AmendInput(_Input):
+    """Sales' amendment of an order sent back by an approver; omitted parts stay as they are."""
+
+    actor: str
+    lines: list[OrderLine] | None = Field(default=None, min_length=1, max_length=MAX_LINES)
+    shipping_address: Address | None = None
 
 
 class CancelInput(_Input):
@@ -106,6 +130,7 @@ class StockLine(_Input):
 class StockRequest(_Input):
     order_id: str
     lines: list[StockLine] = Field(default_factory=list)
+    revision: int = Field(default=0, description="Amendment number: one reservation per revision.")
 
 
 class CaptureRequest(_Input):

@@ -16,9 +16,10 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from domain.money import from_minor, to_minor
     from domain.policies import CreditOutcome, approval_required, decide_credit, requires_prepayment
-    from domain.status import Action, OrderStatus, allowed_actions, refund_state
+    from domain.status import Action, OrderStatus, refund_state
     from domain.view import ApprovalDecision, Closure, OrderView, TimelineEvent
     from workflows.contracts import (
+        AmendInput,
         ApproveInput,
         CancelInput,
         CaptureRequest,
@@ -30,31 +31,31 @@ with workflow.unsafe.imports_passed_through():
         PaymentInput,
         RefundRequest,
         RejectInput,
+        RequestChangesInput,
         ShipmentRequest,
         ShipmentResult,
         StartOrderInput,
-        StockLine,
         StockRequest,
     )
 
+from workflows.approval import FORBIDDEN, ApprovalChain
 from workflows.recorder import (
     COMMAND_NOT_ALLOWED,
     COMPENSATION_RETRY,
     INVALID_COMMAND,
     SYSTEM,
     OrderEnded,
-    OrderRecorder,
     error_message,
     error_type,
     refuse,
 )
 
 S = OrderStatus
-__all__ = ["COMMAND_NOT_ALLOWED", "INVALID_COMMAND", "OrderWorkflow"]
+__all__ = ["COMMAND_NOT_ALLOWED", "FORBIDDEN", "INVALID_COMMAND", "OrderWorkflow"]
 
 
 @workflow.defn(name="Order")
-class OrderWorkflow(OrderRecorder):
+class OrderWorkflow(ApprovalChain):
     @workflow.init
     def __init__(self, inp: StartOrderInput) -> None:
         self._inp = inp
@@ -68,6 +69,16 @@ class OrderWorkflow(OrderRecorder):
         self._compensations: list[str] = []
         self._captured_minor = 0
         self._refunded_minor = 0
+        self._init_chain()
+
+    @property
+    def _chained(self) -> bool:
+        """Multi-level approval; orders started before chains keep the single-level rule."""
+        return self._inp.policy.approval is not None
+
+    def _actions(self, status: OrderStatus) -> list[Action]:
+        actions = super()._actions(status)
+        return actions if self._chained else [a for a in actions if a is not Action.REQUEST_CHANGES]
 
     # --- run ------------------------------------------------------------------------------------
 
@@ -92,17 +103,14 @@ class OrderWorkflow(OrderRecorder):
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._view
 
-    async def _process(self) -> None:
-        inp, view = self._inp, self._view
-        spec, policy = inp.spec, inp.policy
-
-        # 1. Credit check
+    async def _check_credit(self) -> CreditOutcome:
+        view, policy = self._view, self._inp.policy
         self._move(S.CREDIT_CHECK, "credit_check_started", "Credit check started")
         await self._checkpoint()
         report = await self._activity(
             "check_credit",
             CreditReportRequest(
-                order_id=view.id, customer_id=spec.customer.id, currency=spec.currency
+                order_id=view.id, customer_id=view.customer.id, currency=view.currency
             ),
             CreditReportResult,
         )
@@ -122,28 +130,35 @@ class OrderWorkflow(OrderRecorder):
             data={"outcome": decision.outcome.value, "score": str(decision.score)},
         )
         await self._checkpoint()
+        return decision.outcome
 
-        # 2. Approval
-        if approval_required(view.total, policy.approval_threshold):
-            await self._await_approval()
-        self._move(S.CONFIRMED, "confirmed", "Order confirmed")
-        await self._checkpoint()
+    async def _process(self) -> None:
+        view, policy = self._view, self._inp.policy
 
-        # 3. Stock
-        lines = [StockLine(sku=ln.sku, quantity=ln.quantity) for ln in spec.lines]
-        self._compensations.append("release_stock")
-        try:
-            await self._activity("reserve_stock", StockRequest(order_id=view.id, lines=lines))
-        except ActivityError as err:
-            if error_type(err) == "OutOfStock":
-                raise OrderEnded(S.FAILED, "out_of_stock", error_message(err), "inventory") from err
-            raise
-        self._event("stock_reserved", f"Reserved {sum(ln.quantity for ln in lines)} units")
+        # 1. Credit check
+        self._credit = await self._check_credit()
+
+        # 2-3. Approval and stock. Chains hold the stock while approvers decide.
+        if self._chained:
+            self._compensations.append("release_stock")
+            await self._reserve_stock()
+            await self._checkpoint()
+            await self._run_chain()
+            self._move(S.CONFIRMED, "confirmed", "Order confirmed")
+            await self._checkpoint()
+        else:
+            if approval_required(view.total, policy.approval_threshold):
+                await self._await_approval()
+            self._move(S.CONFIRMED, "confirmed", "Order confirmed")
+            await self._checkpoint()
+            self._compensations.append("release_stock")
+            await self._reserve_stock()
         await self._checkpoint()
+        spec = self._spec
 
         # 4. Payment
         self._compensations.append("refund_payment")
-        if requires_prepayment(spec, decision.outcome):
+        if requires_prepayment(spec, self._credit):
             await self._await_prepayment()
         else:
             await self._capture("capture", spec.payment_method.token)
@@ -387,6 +402,10 @@ class OrderWorkflow(OrderRecorder):
 
     @workflow.update
     async def approve(self, inp: ApproveInput) -> OrderView:
+        """Approve at the current level (or the order's single level on pre-chain orders)."""
+        if self._chained:
+            await self._chain_approve(inp)
+            return self._view
         self._approval = inp
         self._view.approval.decision = ApprovalDecision.APPROVED
         self._view.approval.decided_by, self._view.approval.decided_at = inp.actor, workflow.now()
@@ -399,10 +418,17 @@ class OrderWorkflow(OrderRecorder):
 
     @approve.validator
     def _validate_approve(self, inp: ApproveInput) -> None:
-        self._require(Action.APPROVE)
+        if self._chained:
+            self._validate_decider(inp, Action.APPROVE)
+        else:
+            self._require(Action.APPROVE)
 
     @workflow.update
     async def reject(self, inp: RejectInput) -> OrderView:
+        """Reject at the current level: the order closes as rejected and compensates."""
+        if self._chained:
+            await self._chain_reject(inp)
+            return self._view
         self._approval = inp
         self._view.approval.decision = ApprovalDecision.REJECTED
         self._view.approval.decided_by, self._view.approval.decided_at = inp.actor, workflow.now()
@@ -412,12 +438,35 @@ class OrderWorkflow(OrderRecorder):
 
     @reject.validator
     def _validate_reject(self, inp: RejectInput) -> None:
-        self._require(Action.REJECT)
+        if self._chained:
+            self._validate_decider(inp, Action.REJECT)
+        else:
+            self._require(Action.REJECT)
+
+    @workflow.update
+    async def request_changes(self, inp: RequestChangesInput) -> OrderView:
+        """Send the order back to sales to amend; the chain restarts after the amendment."""
+        await self._chain_request_changes(inp)
+        return self._view
+
+    @request_changes.validator
+    def _validate_request_changes(self, inp: RequestChangesInput) -> None:
+        self._validate_decider(inp, Action.REQUEST_CHANGES)
+
+    @workflow.update
+    async def amend(self, inp: AmendInput) -> OrderView:
+        """Change lines or address of an order sent back for changes; it is re-priced."""
+        await self._chain_amend(inp)
+        return self._view
+
+    @amend.validator
+    def _validate_amend(self, inp: AmendInput) -> None:
+        self._amended_spec(inp)
 
     @workflow.update
     async def cancel(self, inp: CancelInput) -> OrderView:
         self._cancel = inp
-        self._view.allowed_actions = allowed_actions(self._view.status, cancel_pending=True)
+        self._view.allowed_actions = self._actions(self._view.status)
         self._event("cancel_requested", f"Cancellation requested: {inp.reason}", actor=inp.actor)
         await workflow.wait_condition(lambda: self._view.status.is_terminal)
         return self._view
@@ -439,9 +488,7 @@ class OrderWorkflow(OrderRecorder):
         await workflow.wait_condition(
             lambda: self._payments_settled >= ticket or self._view.status.is_terminal
         )
-        self._view.allowed_actions = allowed_actions(
-            self._view.status, cancel_pending=self._cancel is not None
-        )
+        self._view.allowed_actions = self._actions(self._view.status)
         return self._view
 
     @pay.validator

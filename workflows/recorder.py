@@ -94,7 +94,7 @@ class OrderRecorder:
     ) -> None:
         view = self._view
         view.status = check_transition(view.status, status)
-        view.allowed_actions = allowed_actions(status, cancel_pending=self._cancel is not None)
+        view.allowed_actions = self._actions(status)
         self._event(type_, message, actor=actor, data=data)
 
     async def _flush(self) -> None:
@@ -114,6 +114,10 @@ class OrderRecorder:
     async def _checkpoint(self) -> None:
         await self._flush()
         self._check_cancel()
+
+    def _actions(self, status: OrderStatus) -> list[Action]:
+        """What callers may do in ``status`` (nothing while a cancellation is under way)."""
+        return allowed_actions(status, cancel_pending=self._cancel is not None)
 
     def _cancel_due(self) -> bool:
         return self._cancel is not None and self._view.status in CANCELLABLE

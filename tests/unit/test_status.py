@@ -27,7 +27,15 @@ A = Action
 EXPECTED_TRANSITIONS: dict[OrderStatus, set[OrderStatus]] = {
     S.RECEIVED: {S.CREDIT_CHECK, S.CANCELLED},
     S.CREDIT_CHECK: {S.AWAITING_APPROVAL, S.CONFIRMED, S.REJECTED, S.CANCELLED, S.FAILED},
-    S.AWAITING_APPROVAL: {S.CONFIRMED, S.REJECTED, S.CANCELLED},
+    S.AWAITING_APPROVAL: {S.CONFIRMED, S.REJECTED, S.CANCELLED, S.CHANGES_REQUESTED},
+    S.CHANGES_REQUESTED: {
+        S.CREDIT_CHECK,
+        S.AWAITING_APPROVAL,
+        S.CONFIRMED,
+        S.REJECTED,
+        S.CANCELLED,
+        S.FAILED,
+    },
     S.CONFIRMED: {S.AWAITING_PAYMENT, S.PAID, S.CANCELLED, S.FAILED},
     S.AWAITING_PAYMENT: {S.PAID, S.CANCELLED, S.FAILED},
     S.PAID: {S.FULFILLING, S.CANCELLED, S.FAILED},
@@ -43,7 +51,8 @@ EXPECTED_TERMINAL = {S.COMPLETED, S.CANCELLED, S.REJECTED, S.FAILED}
 EXPECTED_ACTIONS: dict[OrderStatus, list[Action]] = {
     S.RECEIVED: [A.CANCEL],
     S.CREDIT_CHECK: [A.CANCEL],
-    S.AWAITING_APPROVAL: [A.APPROVE, A.REJECT, A.CANCEL],
+    S.AWAITING_APPROVAL: [A.APPROVE, A.REJECT, A.REQUEST_CHANGES, A.CANCEL],
+    S.CHANGES_REQUESTED: [A.AMEND, A.CANCEL],
     S.CONFIRMED: [A.CANCEL],
     S.AWAITING_PAYMENT: [A.PAY, A.CANCEL],
     S.PAID: [A.CANCEL],
@@ -179,7 +188,12 @@ def test_cancel_pending_allows_nothing(status: OrderStatus) -> None:
 def test_allowed_actions_returns_a_fresh_list() -> None:
     first = allowed_actions(S.AWAITING_APPROVAL)
     first.clear()
-    assert allowed_actions(S.AWAITING_APPROVAL) == [A.APPROVE, A.REJECT, A.CANCEL]
+    assert allowed_actions(S.AWAITING_APPROVAL) == [
+        A.APPROVE,
+        A.REJECT,
+        A.REQUEST_CHANGES,
+        A.CANCEL,
+    ]
 
 
 @pytest.mark.parametrize(
@@ -204,6 +218,7 @@ def test_cancellable_is_exactly_until_shipped() -> None:
         S.RECEIVED,
         S.CREDIT_CHECK,
         S.AWAITING_APPROVAL,
+        S.CHANGES_REQUESTED,
         S.CONFIRMED,
         S.AWAITING_PAYMENT,
         S.PAID,

@@ -1,0 +1,94 @@
+"""The approvers' inbox: orders waiting on a level the caller may decide, oldest first."""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Collection
+from datetime import datetime
+from decimal import Decimal
+
+from pydantic import BaseModel
+from sqlalchemy import and_, exists, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import ApprovalConflictRow, ApprovalInboxRow
+from db.readmodel import BadCursor
+
+_ID = re.compile(r"^[A-Za-z0-9-]{1,32}$")
+
+
+class InboxEntry(BaseModel):
+    order_id: str
+    level: int
+    level_name: str
+    waiting_since: datetime
+    next_deadline: datetime | None
+    next_deadline_kind: str | None
+    customer_id: str
+    customer_name: str
+    customer_tier: str
+    total: Decimal
+    currency: str
+
+
+def _cursor(entry: InboxEntry) -> str:
+    raw = f"{entry.waiting_since.isoformat()}|{entry.order_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        at, order_id = raw.split("|", 1)
+        if not _ID.match(order_id):
+            raise ValueError("bad order id")
+        return datetime.fromisoformat(at), order_id
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadCursor("cursor is not one this API returned") from exc
+
+
+async def inbox(
+    session: AsyncSession,
+    *,
+    actor: str,
+    levels: Collection[int],
+    level: int | None = None,
+    tier: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> tuple[list[InboxEntry], str | None]:
+    """Orders ``actor`` may decide now: an eligible level held, and no conflict of interest."""
+    if not levels:
+        return [], None
+    row = ApprovalInboxRow
+    columns = [
+        row.order_id,
+        row.level,
+        row.level_name,
+        row.waiting_since,
+        row.next_deadline,
+        row.next_deadline_kind,
+        row.customer_id,
+        row.customer_name,
+        row.customer_tier,
+        row.total,
+        row.currency,
+    ]
+    conflicted = exists().where(
+        ApprovalConflictRow.order_id == row.order_id, ApprovalConflictRow.actor == actor
+    )
+    stmt = select(*columns).where(row.eligible_level.in_(list(levels)), ~conflicted).distinct()
+    if level is not None:
+        stmt = stmt.where(row.level == level)
+    if tier is not None:
+        stmt = stmt.where(row.customer_tier == tier)
+    if cursor:
+        at, order_id = _decode(cursor)
+        stmt = stmt.where(
+            or_(row.waiting_since > at, and_(row.waiting_since == at, row.order_id > order_id))
+        )
+    stmt = stmt.order_by(row.waiting_since, row.order_id).limit(limit + 1)
+    entries = [InboxEntry.model_validate(r._asdict()) for r in await session.execute(stmt)]
+    next_cursor = _cursor(entries[limit - 1]) if len(entries) > limit else None
+    return entries[:limit], next_cursor
