@@ -34,17 +34,11 @@ class Settings(BaseSettings):
     api_port: int = 8000
 
     # Business policy (passed into each workflow at start, so a change never alters running orders)
-    approval_threshold: Decimal = Field(
-        default=Decimal("5000"), ge=0, description="Orders with a total above this need approval."
-    )
     payment_deadline: timedelta = Field(
         default=timedelta(days=3), description="Prepay orders not paid by then are cancelled."
     )
     payment_reminder_after: timedelta = Field(
         default=timedelta(days=1), description="When the customer is reminded to pay."
-    )
-    approval_reminder_after: timedelta = Field(
-        default=timedelta(hours=8), description="When approvers are reminded of a waiting order."
     )
     delivery_sla: timedelta = Field(
         default=timedelta(days=7), description="After this without delivery, support is notified."
@@ -104,9 +98,11 @@ class PolicyFileError(ValueError):
 def load_policy(path: Path) -> ApprovalPolicy:
     """Read and validate a YAML or TOML approval policy; errors name the file and the key."""
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise PolicyFileError(f"approval policy {path}: cannot read: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise PolicyFileError(f"approval policy {path}: not UTF-8 text: {exc}") from exc
     try:
         data: Any = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:

@@ -21,17 +21,20 @@ import urllib.request
 from pathlib import Path
 
 from api.auth import Role, create_api_key
-from config import ROOT
+from config import ROOT, PolicyFileError, load_policy
 from db.models import StockItemRow
 from db.session import make_engine, make_sessionmaker
 from integrations.inventory import SimulatedInventory
 
 BIN = Path(sys.executable).parent
-DEV_PRINCIPALS: dict[str, list[Role]] = {
-    "dev-system": [Role.SYSTEM],
-    "dev-approver": [Role.APPROVER],
-    "dev-support": [Role.SUPPORT],
-    "dev-admin": [Role.ADMIN],
+# name -> (roles, approval levels)
+DEV_PRINCIPALS: dict[str, tuple[list[Role], list[int]]] = {
+    "dev-system": ([Role.SYSTEM], []),
+    "dev-lead": ([Role.APPROVER], [1]),
+    "dev-manager": ([Role.APPROVER], [2]),
+    "dev-finance": ([Role.APPROVER], [3]),
+    "dev-support": ([Role.SUPPORT], []),
+    "dev-admin": ([Role.ADMIN], []),
 }
 DEMO_STOCK = {"WIDGET-1": 10_000, "GADGET-2": 5_000, "GIZMO-3": 2_000, "RARE-9": 3}
 
@@ -100,8 +103,8 @@ async def _prepare(database_url: str, keys_file: Path) -> dict[str, str]:
     keys: dict[str, str] = json.loads(keys_file.read_text()) if keys_file.exists() else {}
     if set(keys) != set(DEV_PRINCIPALS):
         keys = {
-            name: await create_api_key(sessions, name, roles)
-            for name, roles in DEV_PRINCIPALS.items()
+            name: await create_api_key(sessions, name, roles, levels)
+            for name, (roles, levels) in DEV_PRINCIPALS.items()
         }
         keys_file.write_text(json.dumps(keys, indent=2))
         keys_file.chmod(0o600)
@@ -145,6 +148,10 @@ def main() -> int:
         env=env,
         cwd=ROOT,
     )
+    try:
+        load_policy(Path(env.get("ORDERLY_APPROVAL_POLICY_FILE", ROOT / "approval-policy.yaml")))
+    except PolicyFileError as exc:
+        raise SystemExit(str(exc)) from None
     keys = asyncio.run(_prepare(database_url, var / "dev-api-keys.json"))
 
     procs: list[subprocess.Popen[bytes]] = []
@@ -229,7 +236,11 @@ Orderly is running (state in {var}; logs: api.log, worker.log, temporal.log)
 
 Dev API keys (also in {var / "dev-api-keys.json"}):""")
     for name, key in keys.items():
-        print(f"  {name:<13} {', '.join(r.value for r in DEV_PRINCIPALS[name]):<9} {key}")
+        roles, levels = DEV_PRINCIPALS[name]
+        what = ", ".join(r.value for r in roles) + (
+            f" L{','.join(map(str, levels))}" if levels else ""
+        )
+        print(f"  {name:<13} {what:<12} {key}")
     print(
         f"""
 Try:  curl -s -X POST {api}/orders -H "Authorization: Bearer {keys["dev-system"]}" \\

@@ -9,8 +9,8 @@ from fastapi import FastAPI
 from temporalio.client import Client
 
 from api.errors import install_error_handlers
-from api.routes import health, orders
-from config import Settings, get_settings
+from api.routes import approvals, health, orders
+from config import Settings, get_settings, load_policy
 from db.session import SessionFactory, make_engine, make_sessionmaker
 from workflows.client import connect
 
@@ -23,6 +23,7 @@ def create_app(
 ) -> FastAPI:
     """Build the app. Tests inject a client and sessions; otherwise the lifespan creates them."""
     settings = settings or get_settings()
+    approval_policy = load_policy(settings.approval_policy_file)  # a bad file stops start-up
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -42,9 +43,11 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.approval_policy = approval_policy
     app.state.sessions = sessions
     app.state.client = client
     install_error_handlers(app)
     app.include_router(orders.router)
+    app.include_router(approvals.router)
     app.include_router(health.router)
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -24,6 +25,7 @@ class Role(StrEnum):
 class Principal(BaseModel):
     name: str
     roles: frozenset[Role]
+    approval_levels: frozenset[int] = frozenset()
 
     def has_any(self, roles: set[Role]) -> bool:
         return bool(self.roles & roles)
@@ -36,8 +38,11 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-async def create_api_key(sessions: SessionFactory, principal: str, roles: list[Role]) -> str:
-    """Create a key for ``principal``; the plaintext is returned once and never stored."""
+async def create_api_key(
+    sessions: SessionFactory, principal: str, roles: list[Role], approval_levels: Sequence[int] = ()
+) -> str:
+    """Create a key for ``principal`` (approvers with their levels); the plaintext is returned
+    once and never stored."""
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     async with sessions.begin() as session:
         session.add(
@@ -45,6 +50,7 @@ async def create_api_key(sessions: SessionFactory, principal: str, roles: list[R
                 key_hash=hash_key(key),
                 principal=principal,
                 roles=[r.value for r in roles],
+                approval_levels=sorted(set(approval_levels)),
                 active=True,
                 created_at=datetime.now(UTC),
             )
@@ -59,4 +65,8 @@ async def authenticate(sessions: SessionFactory, key: str) -> Principal | None:
         )
     if row is None:
         return None
-    return Principal(name=row.principal, roles=frozenset(Role(r) for r in row.roles))
+    return Principal(
+        name=row.principal,
+        roles=frozenset(Role(r) for r in row.roles),
+        approval_levels=frozenset(row.approval_levels),
+    )

@@ -12,8 +12,10 @@ from temporalio.client import Client
 
 from api.auth import Principal, Role, authenticate
 from api.errors import ApiError
+from api.orders import Orders
 from config import Settings
 from db.session import SessionFactory
+from domain.approval import ApprovalPolicy
 
 
 def _settings(request: Request) -> Settings:
@@ -24,6 +26,11 @@ def _settings(request: Request) -> Settings:
 def _sessions(request: Request) -> SessionFactory:
     sessions: SessionFactory = request.app.state.sessions
     return sessions
+
+
+def _approval_policy(request: Request) -> ApprovalPolicy:
+    policy: ApprovalPolicy = request.app.state.approval_policy
+    return policy
 
 
 def _client(request: Request) -> Client:
@@ -43,6 +50,16 @@ SettingsDep = Annotated[Settings, Depends(_settings)]
 SessionsDep = Annotated[SessionFactory, Depends(_sessions)]
 SessionDep = Annotated[AsyncSession, Depends(_session)]
 ClientDep = Annotated[Client, Depends(_client)]
+ApprovalPolicyDep = Annotated[ApprovalPolicy, Depends(_approval_policy)]
+
+
+def _orders(
+    client: ClientDep, sessions: SessionsDep, settings: SettingsDep, policy: ApprovalPolicyDep
+) -> Orders:
+    return Orders(client, sessions, settings, policy)
+
+
+OrdersDep = Annotated[Orders, Depends(_orders)]
 
 _bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer ok_...`")
 

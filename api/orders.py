@@ -25,11 +25,12 @@ from config import Settings
 from db import readmodel
 from db.models import IdempotencyKeyRow
 from db.session import SessionFactory
+from domain.approval import ApprovalPolicy
 from domain.order import OrderSpec, new_order_id
 from domain.view import OrderView
 from workflows.client import order_policy
 from workflows.contracts import StartOrderInput
-from workflows.order import COMMAND_NOT_ALLOWED, INVALID_COMMAND, OrderWorkflow
+from workflows.order import COMMAND_NOT_ALLOWED, FORBIDDEN, INVALID_COMMAND, OrderWorkflow
 
 OrderHandle = WorkflowHandle[OrderWorkflow, OrderView]
 
@@ -41,8 +42,15 @@ def _unavailable(exc: Exception) -> ApiError:
 class Orders:
     """Per-request facade over the Temporal client and the read model."""
 
-    def __init__(self, client: Client, sessions: SessionFactory, settings: Settings) -> None:
+    def __init__(
+        self,
+        client: Client,
+        sessions: SessionFactory,
+        settings: Settings,
+        approval_policy: ApprovalPolicy,
+    ) -> None:
         self._client, self._sessions, self._settings = client, sessions, settings
+        self._approval_policy = approval_policy
 
     def handle(self, order_id: str) -> OrderHandle:
         return self._client.get_workflow_handle_for(OrderWorkflow.run, order_id)
@@ -98,7 +106,7 @@ class Orders:
             spec=spec,
             created_by=created_by,
             created_at=at,
-            policy=order_policy(self._settings),
+            policy=order_policy(self._settings, self._approval_policy),
         )
         try:
             await self._client.start_workflow(
@@ -193,6 +201,8 @@ class Orders:
                     status=details.get("status"),
                     allowed_actions=details.get("allowed_actions", []),
                 )
+            if cause.type == FORBIDDEN:
+                return ApiError(403, "forbidden", cause.message)
             if cause.type == INVALID_COMMAND:
                 field = details.get("field", "body")
                 return ApiError(

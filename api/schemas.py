@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from domain.order import MAX_LINES, Address, OrderLine
 from domain.status import OrderStatus
 from domain.view import TimelineEvent
 from workflows.contracts import CarrierEventType, Comment, Reason
@@ -17,12 +18,57 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+Level = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=9,
+        description="Level to decide; needed only when the "
+        "caller holds several and means one that is not current.",
+    ),
+]
+
+
 class ApproveRequest(_Body):
     comment: Comment | None = None
+    level: Level | None = None
 
 
 class RejectRequest(_Body):
     reason: Reason
+    level: Level | None = None
+
+
+class RequestChangesRequest(_Body):
+    reason: Reason
+    level: Level | None = None
+
+
+class AmendRequest(_Body):
+    """New lines and/or shipping address; totals are re-computed, credit re-checked if higher."""
+
+    lines: list[OrderLine] | None = Field(default=None, min_length=1, max_length=MAX_LINES)
+    shipping_address: Address | None = None
+
+
+class InboxPage(BaseModel):
+    items: list[InboxItem]
+    next_cursor: str | None
+
+
+class InboxItem(BaseModel):
+    order_id: str
+    level: int
+    level_name: str
+    customer_id: str
+    customer_name: str
+    customer_tier: str
+    total: Decimal
+    currency: str
+    waiting_since: datetime
+    waiting_seconds: int
+    next_deadline: datetime | None
+    next_deadline_kind: str | None
 
 
 class CancelRequest(_Body):

@@ -126,15 +126,15 @@ def approval_chain(
     every level, to fail safe). A VIP order below its relief amount drops its top amount level.
     A credit review adds the finance level, a discount beyond the limit the discount level.
     """
-    thresholds = policy.thresholds.get(currency) or policy.thresholds.get(WILDCARD)
-    if thresholds is None:
+    thresholds = policy.thresholds.get(currency, policy.thresholds.get(WILDCARD))
+    vip = tier is CustomerTier.VIP
+    if thresholds is None:  # unknown currency: fail safe, every level and no VIP relief
         amount_levels = [r.level for r in policy.levels]
     else:
         amount_levels = sorted(level for level, above in thresholds.items() if total > above)
-    vip = tier is CustomerTier.VIP
-    relief = policy.vip.relief_below.get(currency, policy.vip.relief_below.get(WILDCARD))
-    if vip and amount_levels and relief is not None and total < relief:
-        amount_levels = amount_levels[:-1]
+        relief = policy.vip.relief_below.get(currency, policy.vip.relief_below.get(WILDCARD))
+        if vip and amount_levels and relief is not None and total < relief:
+            amount_levels = amount_levels[:-1]
     levels = set(amount_levels)
     if credit is CreditOutcome.REVIEW and policy.credit_review_level is not None:
         levels.add(policy.credit_review_level)

@@ -10,6 +10,7 @@ from typing import TypeVar
 
 from temporalio.client import WorkflowHandle
 
+from config import load_policy
 from domain.order import OrderSpec, new_order_id
 from domain.status import OrderStatus
 from domain.view import OrderView
@@ -31,7 +32,7 @@ async def start_order(
         spec=spec or order_spec(),
         created_by=created_by,
         created_at=datetime.now(UTC),
-        policy=order_policy(stack.settings),
+        policy=order_policy(stack.settings, load_policy(stack.settings.approval_policy_file)),
     )
     return await stack.client.start_workflow(
         OrderWorkflow.run, inp, id=order_id, task_queue=stack.settings.task_queue

@@ -179,11 +179,12 @@ class ApprovalChain(OrderRecorder):
         data = {"level": str(lv.level)}
         if kind == "reminder":
             await self._notify(
-                f"approval-reminder-L{lv.level}-r{self._revision}",
+                "approval_reminder",
                 f"level-{lv.level}-approvers@orderly.local",
                 f"Order {view.id} waits for your approval",
                 f"Order {view.id} of {view.customer.name} ({view.total} {view.currency}) waits "
                 f"for level {lv.level} ({lv.name}).",
+                step=f"approval_reminder:L{lv.level}:r{self._revision}",
             )
             self._event("approval_reminder_sent", f"Level {lv.level} approvers reminded", data=data)
         elif kind == "escalation":
@@ -192,10 +193,11 @@ class ApprovalChain(OrderRecorder):
                 lv.eligible_levels.append(lv.escalate_to)
             deputy = lv.escalate_to if lv.escalate_to is not None else lv.level
             await self._notify(
-                f"approval-escalated-L{lv.level}-r{self._revision}",
+                "approval_escalated",
                 f"level-{deputy}-approvers@orderly.local",
                 f"Order {view.id} escalated to you",
                 f"Level {lv.level} ({lv.name}) did not decide order {view.id} in time.",
+                step=f"approval_escalated:L{lv.level}:r{self._revision}",
             )
             self._event(
                 "approval_escalated",

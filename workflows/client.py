@@ -6,6 +6,8 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from config import Settings
+from domain.approval import ApprovalPolicy
+from domain.policies import CreditRules
 from workflows.contracts import OrderPolicy
 
 
@@ -17,12 +19,13 @@ async def connect(settings: Settings) -> Client:
     )
 
 
-def order_policy(settings: Settings) -> OrderPolicy:
+def order_policy(settings: Settings, approval: ApprovalPolicy) -> OrderPolicy:
+    """What a new order is started with: settings and approval policy as they are now."""
     return OrderPolicy(
-        approval_threshold=settings.approval_threshold,
+        approval=approval,
+        credit_rules=CreditRules(review_above_ratio=settings.credit_review_ratio),
         payment_deadline=settings.payment_deadline,
         payment_reminder_after=settings.payment_reminder_after,
-        approval_reminder_after=settings.approval_reminder_after,
         delivery_sla=settings.delivery_sla,
         activity_timeout=settings.activity_timeout,
         activity_heartbeat=settings.activity_heartbeat,

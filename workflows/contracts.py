@@ -27,11 +27,12 @@ class _Input(BaseModel):
 class OrderPolicy(_Input):
     """Policy values fixed when the order starts, so a settings change never alters it."""
 
-    approval_threshold: Decimal
     payment_deadline: timedelta
     payment_reminder_after: timedelta
-    approval_reminder_after: timedelta
     delivery_sla: timedelta
+    # Single-level approval of orders started before chains (``approval`` is None on those).
+    approval_threshold: Decimal = Decimal(5000)
+    approval_reminder_after: timedelta = timedelta(hours=8)
     credit_rules: CreditRules = Field(default_factory=CreditRules)
     approval: ApprovalPolicy | None = Field(
         default=None,

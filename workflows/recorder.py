@@ -164,12 +164,15 @@ class OrderRecorder:
             retry_policy=retry,
         )
 
-    async def _notify(self, kind: str, recipient: str, subject: str, body: str) -> None:
+    async def _notify(
+        self, kind: str, recipient: str, subject: str, body: str, *, step: str | None = None
+    ) -> None:
+        """Send once per order and ``step`` (default: the kind)."""
         await self._activity(
             "send_notification",
             NotifyRequest(
                 order_id=self._view.id,
-                key=f"{self._view.id}:{kind}",
+                key=f"{self._view.id}:{step or kind}",
                 kind=kind,
                 recipient=recipient,
                 subject=subject,

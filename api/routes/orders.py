@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
 
 from api.auth import Principal, Role
-from api.deps import ClientDep, PrincipalDep, SessionDep, SessionsDep, SettingsDep, require
+from api.deps import OrdersDep, PrincipalDep, SessionDep, require
 from api.errors import ApiError, ErrorBody
 from api.orders import Orders
 from api.schemas import (
-    ApproveRequest,
     CancelRequest,
     OrderPage,
     OrderSummary,
     PaymentRequest,
-    RejectRequest,
     ShipmentEventAccepted,
     ShipmentEventRequest,
     Timeline,
@@ -27,27 +25,19 @@ from domain.order import OrderSpec
 from domain.status import Action, OrderStatus
 from domain.view import OrderView
 from workflows.contracts import (
-    ApproveInput,
     CancelInput,
     CarrierEventInput,
     PaymentInput,
-    RejectInput,
 )
 from workflows.order import OrderWorkflow
 
-ERRORS: dict[int | str, dict[str, object]] = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422, 503)
 }
 router = APIRouter(prefix="/orders", tags=["orders"], responses=ERRORS)
 
 
-def _orders(client: ClientDep, sessions: SessionsDep, settings: SettingsDep) -> Orders:
-    return Orders(client, sessions, settings)
-
-
-OrdersDep = Annotated[Orders, Depends(_orders)]
 Creator = Annotated[Principal, Depends(require(Role.SYSTEM))]
-Approver = Annotated[Principal, Depends(require(Role.APPROVER))]
 Canceller = Annotated[Principal, Depends(require(Role.SYSTEM, Role.SUPPORT))]
 Webhook = Annotated[Principal, Depends(require(Role.SYSTEM))]
 IdempotencyKey = Annotated[
@@ -150,43 +140,13 @@ async def get_timeline(order_id: OrderId, _: PrincipalDep, orders: OrdersDep) ->
     return Timeline(order_id=view.id, events=view.timeline)
 
 
-async def _command(
+async def command(
     orders: Orders, order_id: OrderId, update: object, arg: object, response: Response
 ) -> OrderView:
     view, finished = await orders.command(order_id, update, arg)
     if not finished:
         response.status_code = status.HTTP_202_ACCEPTED
     return view
-
-
-@router.post(
-    "/{order_id}/approve",
-    response_model=OrderView,
-    responses={202: {"model": OrderView, "description": "Accepted, still running"}},
-)
-async def approve_order(
-    order_id: OrderId,
-    body: ApproveRequest,
-    principal: Approver,
-    orders: OrdersDep,
-    response: Response,
-) -> OrderView:
-    """Approve an order that waits for approval."""
-    inp = ApproveInput(actor=principal.name, comment=body.comment)
-    return await _command(orders, order_id, OrderWorkflow.approve, inp, response)
-
-
-@router.post("/{order_id}/reject", response_model=OrderView)
-async def reject_order(
-    order_id: OrderId,
-    body: RejectRequest,
-    principal: Approver,
-    orders: OrdersDep,
-    response: Response,
-) -> OrderView:
-    """Reject an order that waits for approval; a reason is required."""
-    inp = RejectInput(actor=principal.name, reason=body.reason)
-    return await _command(orders, order_id, OrderWorkflow.reject, inp, response)
 
 
 @router.post("/{order_id}/cancel", response_model=OrderView)
@@ -199,7 +159,7 @@ async def cancel_order(
 ) -> OrderView:
     """Cancel until shipped: stock is released and captured money refunded."""
     inp = CancelInput(actor=principal.name, reason=body.reason)
-    return await _command(orders, order_id, OrderWorkflow.cancel, inp, response)
+    return await command(orders, order_id, OrderWorkflow.cancel, inp, response)
 
 
 @router.post("/{order_id}/payments", response_model=OrderView)
@@ -212,7 +172,7 @@ async def pay_order(
 ) -> OrderView:
     """Record the customer's payment of a prepay order (must equal the total)."""
     inp = PaymentInput(actor=principal.name, amount=body.amount, token=body.token)
-    return await _command(orders, order_id, OrderWorkflow.pay, inp, response)
+    return await command(orders, order_id, OrderWorkflow.pay, inp, response)
 
 
 @router.post(

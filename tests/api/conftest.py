@@ -8,6 +8,7 @@ import pytest
 
 from api.app import create_app
 from api.auth import Role, create_api_key
+from db.session import SessionFactory
 from tests.conftest import Stack
 
 
@@ -21,22 +22,31 @@ class Api:
         return {"Authorization": f"Bearer {self.keys[who]}"}
 
 
-PRINCIPALS: dict[str, list[Role]] = {
-    "eshop": [Role.SYSTEM],
-    "lead-1": [Role.APPROVER],
-    "lead-2": [Role.APPROVER],
-    "support-1": [Role.SUPPORT],
-    "root": [Role.ADMIN],
+PRINCIPALS: dict[str, tuple[list[Role], list[int]]] = {
+    "eshop": ([Role.SYSTEM], []),
+    "lead-1": ([Role.APPROVER], [1]),
+    "lead-2": ([Role.APPROVER], [1]),
+    "manager-1": ([Role.APPROVER], [2]),
+    "finance-1": ([Role.APPROVER], [3]),
+    "boss": ([Role.APPROVER], [1, 2, 3]),
+    "rep-jane": ([Role.APPROVER], [1, 2]),  # the sales rep of the factories' orders
+    "support-1": ([Role.SUPPORT], []),
+    "root": ([Role.ADMIN], []),
 }
+
+
+async def create_keys(sessions: SessionFactory) -> dict[str, str]:
+    """One API key per test principal."""
+    return {
+        name: await create_api_key(sessions, name, roles, levels)
+        for name, (roles, levels) in PRINCIPALS.items()
+    }
 
 
 @pytest.fixture
 async def api(stack: Stack) -> AsyncIterator[Api]:
     app = create_app(stack.settings, client=stack.client, sessions=stack.sessions)
-    keys = {
-        name: await create_api_key(stack.sessions, name, roles)
-        for name, roles in PRINCIPALS.items()
-    }
+    keys = await create_keys(stack.sessions)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://orderly.test") as http:
         yield Api(http=http, keys=keys, stack=stack)

@@ -116,7 +116,12 @@ async def test_shipment_event_before_booking_or_with_wrong_tracking(api: Api) ->
         headers=api.auth("eshop"),
     )
     assert early.status_code == 409
-    assert early.json()["error"]["allowed_actions"] == ["approve", "reject", "cancel"]
+    assert early.json()["error"]["allowed_actions"] == [
+        "approve",
+        "reject",
+        "request_changes",
+        "cancel",
+    ]
     await api.http.post(f"/orders/{order['id']}/approve", json={}, headers=api.auth("lead-2"))
     await wait_status(api, order["id"], S.FULFILLING)
     wrong = await api.http.post(

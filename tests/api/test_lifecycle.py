@@ -17,7 +17,7 @@ async def test_big_order_approved_shipped_delivered_completed(api: Api) -> None:
     assert order["status"] == "received"
     assert Decimal(order["total"]) == Decimal("6000.00")
     waiting = await wait_status(api, order["id"], S.AWAITING_APPROVAL)
-    assert waiting["allowed_actions"] == ["approve", "reject", "cancel"]
+    assert waiting["allowed_actions"] == ["approve", "reject", "request_changes", "cancel"]
 
     approved = await api.http.post(
         f"/orders/{order['id']}/approve", json={"comment": "ok by me"}, headers=api.auth("lead-1")

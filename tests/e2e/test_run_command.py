@@ -24,10 +24,12 @@ import httpx
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
 
+from devstack import DEV_PRINCIPALS
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_ORDER = ROOT / "docs" / "example-order.json"
 READY_LINE = "Press Ctrl-C to stop."
-KEY_LINE = re.compile(r"^\s+(dev-[a-z]+)\s+[a-z, ]+?\s+(ok_\S+)\s*$", re.MULTILINE)
+KEY_LINE = re.compile(r"^\s+(dev-[a-z]+)\s+.+?\s+(ok_\S+)\s*$", re.MULTILINE)
 START_TIMEOUT = 90.0
 STOP_TIMEOUT = 30.0
 
@@ -150,7 +152,7 @@ class DevStack:
                 pytest.fail(f"no banner within {START_TIMEOUT} s\n{self.diagnostics()}")
             await asyncio.sleep(0.1)
         keys = dict(KEY_LINE.findall(self.output))
-        assert set(keys) == {"dev-system", "dev-approver", "dev-support", "dev-admin"}, self.output
+        assert set(keys) == set(DEV_PRINCIPALS), self.output
         return keys
 
     async def interrupt(self) -> int | None:

@@ -25,7 +25,6 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
-from api.auth import create_api_key
 from config import Settings
 from db import readmodel
 from db.session import SessionFactory
@@ -35,7 +34,7 @@ from integrations.credit import SimulatedBureau
 from integrations.inventory import SimulatedInventory
 from integrations.mail import OutboxMailer
 from integrations.payment import SimulatedGateway
-from tests.api.conftest import PRINCIPALS, Api
+from tests.api.conftest import Api, create_keys
 from tests.api.flows import carrier, create, wait_status
 from tests.conftest import Stack, make_settings
 from tests.factories import big_order
@@ -139,7 +138,7 @@ async def api_without_worker(
         mailer=OutboxMailer(sessions),
     )
     app = create_app(settings, client=temporal_env.client, sessions=sessions)
-    keys = {name: await create_api_key(sessions, name, roles) for name, roles in PRINCIPALS.items()}
+    keys = await create_keys(sessions)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://orderly.test") as http:
         yield Api(http=http, keys=keys, stack=stack)

@@ -19,6 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from db.models import Base
 from db.session import make_engine, make_sessionmaker
+from domain.order import OrderLine
 from domain.status import OrderStatus
 from domain.view import OrderView
 from integrations.carrier import SimulatedCarrier
@@ -30,7 +31,14 @@ from tests.conftest import Stack, binary, make_settings
 from tests.factories import order_spec
 from tests.helpers import deliver, start_order, wait_status
 from worker import build_worker
-from workflows.contracts import ApproveInput, CancelInput, PaymentInput, RejectInput
+from workflows.contracts import (
+    AmendInput,
+    ApproveInput,
+    CancelInput,
+    PaymentInput,
+    RejectInput,
+    RequestChangesInput,
+)
 from workflows.order import OrderWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -48,7 +56,9 @@ async def happy_path(stack: Stack) -> Handle:
 async def approved_then_cancelled(stack: Stack) -> Handle:
     handle = await start_order(stack, order_spec(lines=BIG))
     await wait_status(handle, OrderStatus.AWAITING_APPROVAL)
-    await handle.execute_update(OrderWorkflow.approve, ApproveInput(actor="lead-1"))
+    await handle.execute_update(
+        OrderWorkflow.approve, ApproveInput(actor="lead-1", actor_levels=[1])
+    )
     await wait_status(handle, OrderStatus.FULFILLING)
     await handle.execute_update(OrderWorkflow.cancel, CancelInput(actor="support", reason="r"))
     return handle
@@ -57,7 +67,9 @@ async def approved_then_cancelled(stack: Stack) -> Handle:
 async def rejected(stack: Stack) -> Handle:
     handle = await start_order(stack, order_spec(lines=BIG))
     await wait_status(handle, OrderStatus.AWAITING_APPROVAL)
-    await handle.execute_update(OrderWorkflow.reject, RejectInput(actor="lead-1", reason="no"))
+    await handle.execute_update(
+        OrderWorkflow.reject, RejectInput(actor="lead-1", actor_levels=[1], reason="no")
+    )
     return handle
 
 
@@ -72,11 +84,34 @@ async def prepay_declined_then_paid(stack: Stack) -> Handle:
     return handle
 
 
+async def three_levels_changes_amended(stack: Stack) -> Handle:
+    lines = [{"sku": "WIDGET-1", "quantity": 200, "unit_price": "600.00"}]  # 120,000: 3 levels
+    await stack.bureau.set_profile("C-BIG", score=900, credit_limit=Decimal(1_000_000))
+    handle = await start_order(stack, order_spec(customer_id="C-BIG", lines=lines))
+    await wait_status(handle, OrderStatus.AWAITING_APPROVAL)
+    await handle.execute_update(
+        OrderWorkflow.approve, ApproveInput(actor="lead-1", actor_levels=[1])
+    )
+    await handle.execute_update(
+        OrderWorkflow.request_changes,
+        RequestChangesInput(actor="manager-1", actor_levels=[2], reason="too big"),
+    )
+    smaller = [OrderLine(sku="WIDGET-1", quantity=100, unit_price=Decimal("600.00"))]
+    await handle.execute_update(OrderWorkflow.amend, AmendInput(actor="eshop", lines=smaller))
+    await handle.execute_update(
+        OrderWorkflow.approve, ApproveInput(actor="manager-1", actor_levels=[2])
+    )
+    await wait_status(handle, OrderStatus.FULFILLING)
+    await deliver(handle)
+    return handle
+
+
 SCENARIOS: dict[str, Callable[[Stack], Awaitable[Handle]]] = {
     "happy_path": happy_path,
     "approved_then_cancelled": approved_then_cancelled,
     "rejected": rejected,
     "prepay_declined_then_paid": prepay_declined_then_paid,
+    "three_levels_changes_amended": three_levels_changes_amended,
 }
 
 
@@ -92,7 +127,7 @@ async def record() -> None:
         sessions = make_sessionmaker(engine)
         settings = make_settings(url)
         inventory = SimulatedInventory(sessions)
-        await inventory.set_stock({"WIDGET-1": 1000})
+        await inventory.set_stock({"WIDGET-1": 10_000})
         stack = Stack(
             client=env.client,
             settings=settings,

@@ -17,7 +17,8 @@ SAVED = sorted(HISTORIES.glob("*.json"))
 
 
 def test_every_scenario_has_a_saved_history() -> None:
-    assert sorted(p.stem for p in SAVED) == sorted(SCENARIOS)
+    """Current scenarios are recorded; older ones (e.g. legacy_*) stay to guard old orders."""
+    assert set(SCENARIOS) <= {p.stem for p in SAVED}
 
 
 @pytest.mark.parametrize("path", SAVED, ids=[p.stem for p in SAVED])

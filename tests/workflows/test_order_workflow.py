@@ -25,7 +25,9 @@ async def test_happy_path_completes_and_captures_once(stack: Stack) -> None:
     assert view.shipment.tracking_number
     assert view.allowed_actions == [Action.CANCEL, Action.SHIPMENT_EVENT]
     with pytest.raises(WorkflowUpdateFailedError) as refused:
-        await handle.execute_update(OrderWorkflow.approve, ApproveInput(actor="lead-2"))
+        await handle.execute_update(
+            OrderWorkflow.approve, ApproveInput(actor="lead-2", actor_levels=[1])
+        )
     cause = refused.value.cause
     assert isinstance(cause, ApplicationError)
     assert cause.type == "CommandNotAllowed"
@@ -41,7 +43,7 @@ async def test_happy_path_completes_and_captures_once(stack: Stack) -> None:
     assert final.payment.captured == Decimal("39.98")
     types = [e.type for e in final.timeline]
     assert types == [
-        "received", "credit_check_started", "credit_checked", "confirmed", "stock_reserved",
+        "received", "credit_check_started", "credit_checked", "stock_reserved", "confirmed",
         "payment_captured", "shipment_booked", "shipped", "in_transit", "delivered", "completed",
     ]  # fmt: skip
     assert [e.seq for e in final.timeline] == list(range(1, len(types) + 1))
@@ -56,9 +58,16 @@ async def test_approval_then_cancel_after_capture_refunds_exactly_once(stack: St
     spec = order_spec(lines=[{"sku": "WIDGET-1", "quantity": 100, "unit_price": "60.00"}])
     handle = await start_order(stack, spec)
     waiting = await wait_status(handle, S.AWAITING_APPROVAL)
-    assert waiting.allowed_actions == [Action.APPROVE, Action.REJECT, Action.CANCEL]
+    assert waiting.allowed_actions == [
+        Action.APPROVE,
+        Action.REJECT,
+        Action.REQUEST_CHANGES,
+        Action.CANCEL,
+    ]
 
-    approved = await handle.execute_update(OrderWorkflow.approve, ApproveInput(actor="lead-1"))
+    approved = await handle.execute_update(
+        OrderWorkflow.approve, ApproveInput(actor="lead-1", actor_levels=[1])
+    )
     assert approved.approval.decided_by == "lead-1"
     await wait_status(handle, S.FULFILLING)
     cancelled = await handle.execute_update(
@@ -78,19 +87,22 @@ async def test_approval_then_cancel_after_capture_refunds_exactly_once(stack: St
     await handle.result()
 
 
-async def test_reject_releases_nothing_and_refuses_later_commands(stack: Stack) -> None:
+async def test_reject_releases_held_stock_and_refuses_later_commands(stack: Stack) -> None:
     spec = order_spec(lines=[{"sku": "WIDGET-1", "quantity": 100, "unit_price": "60.00"}])
     handle = await start_order(stack, spec)
     await wait_status(handle, S.AWAITING_APPROVAL)
     rejected = await handle.execute_update(
-        OrderWorkflow.reject, RejectInput(actor="lead-1", reason="price too low")
+        OrderWorkflow.reject, RejectInput(actor="lead-1", actor_levels=[1], reason="price too low")
     )
     assert rejected.status is S.REJECTED
     assert rejected.allowed_actions == []
-    assert await stack.inventory.reservations(rejected.id) == []
+    assert [r.state for r in await stack.inventory.reservations(rejected.id)] == ["released"]
+    assert await stack.gateway.entries(rejected.id) == []
     await handle.result()
     with pytest.raises(RPCError, match="already completed"):
-        await handle.execute_update(OrderWorkflow.approve, ApproveInput(actor="lead-2"))
+        await handle.execute_update(
+            OrderWorkflow.approve, ApproveInput(actor="lead-2", actor_levels=[1])
+        )
 
 
 async def test_declined_card_fails_order_and_releases_stock(stack: Stack) -> None:

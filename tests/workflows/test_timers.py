@@ -73,24 +73,76 @@ async def test_prepay_reminder_then_auto_cancel_after_three_days(skipping_stack:
     assert await skipping_stack.gateway.entries(final.id) == []
 
 
-async def test_approval_reminder_fires_once_after_eight_hours(
+async def test_approval_reminds_escalates_then_expires_with_compensation(
     skipping_stack: Stack, skipping_env: WorkflowEnvironment
 ) -> None:
     spec = order_spec(lines=[{"sku": "WIDGET-1", "quantity": 100, "unit_price": "60.00"}])
     handle = await start_order(skipping_stack, spec)
-    await wait_status(handle, S.AWAITING_APPROVAL)
+    waiting = await wait_status(handle, S.AWAITING_APPROVAL)
+    level = waiting.approval.levels[0]
+    assert (level.level, level.eligible_levels) == (1, [1])
+    assert waiting.approval.next_deadline_kind == "reminder"
+    assert [r.state for r in await skipping_stack.inventory.reservations(waiting.id)] == [
+        "reserved"
+    ]
+
     await skipping_env.sleep(timedelta(hours=7))
     early = await handle.query(OrderWorkflow.state)
     assert "approval_reminder_sent" not in [e.type for e in early.timeline]
-    await skipping_env.sleep(timedelta(hours=30))
-    later = await handle.query(OrderWorkflow.state)
-    types = [e.type for e in later.timeline]
-    assert types.count("approval_reminder_sent") == 1
-    gap = _gap(later.timeline, "approval_requested", "approval_reminder_sent")
-    assert _about(gap, timedelta(hours=8)), gap
-    assert [m.kind for m in await skipping_stack.mailer.sent(later.id)] == ["approval_reminder"]
 
-    approved = await handle.execute_update(OrderWorkflow.approve, ApproveInput(actor="lead-1"))
+    await skipping_env.sleep(timedelta(hours=2))  # 9 h: reminded, not escalated
+    reminded = await handle.query(OrderWorkflow.state)
+    types = [e.type for e in reminded.timeline]
+    assert types.count("approval_reminder_sent") == 1
+    assert "approval_escalated" not in types
+    assert _about(
+        _gap(reminded.timeline, "approval_requested", "approval_reminder_sent"), timedelta(hours=8)
+    )
+    assert reminded.approval.next_deadline_kind == "escalation"
+
+    await skipping_env.sleep(timedelta(hours=16))  # 25 h: escalated to level 2
+    escalated = await handle.query(OrderWorkflow.state)
+    assert escalated.approval.levels[0].escalated
+    assert escalated.approval.levels[0].eligible_levels == [1, 2]
+    assert escalated.approval.next_deadline_kind == "expiry"
+    assert _about(
+        _gap(escalated.timeline, "approval_requested", "approval_escalated"), timedelta(hours=24)
+    )
+
+    final = await handle.result()  # the clock runs on to the 72 h expiry
+    assert final.status is S.REJECTED
+    assert final.closure is not None
+    assert final.closure.reason == "approval expired"
+    assert _about(
+        _gap(final.timeline, "approval_requested", "approval_expired"), timedelta(hours=72)
+    )
+    mails = await skipping_stack.mailer.sent(final.id)
+    assert [(m.kind, m.recipient) for m in mails] == [
+        ("approval_reminder", "level-1-approvers@orderly.local"),
+        ("approval_escalated", "level-2-approvers@orderly.local"),
+    ]
+    assert [r.state for r in await skipping_stack.inventory.reservations(final.id)] == ["released"]
+    assert await skipping_stack.gateway.entries(final.id) == []
+
+
+async def test_vip_orders_are_reminded_twice_as_fast(
+    skipping_stack: Stack, skipping_env: WorkflowEnvironment
+) -> None:
+    # 30,000 EUR needs levels 1 and 2; a VIP below the 50,000 relief needs level 1 only.
+    spec = order_spec(
+        tier="vip", lines=[{"sku": "WIDGET-1", "quantity": 500, "unit_price": "60.00"}]
+    )
+    handle = await start_order(skipping_stack, spec)
+    waiting = await wait_status(handle, S.AWAITING_APPROVAL)
+    assert [lv.level for lv in waiting.approval.levels] == [1]
+    await skipping_env.sleep(timedelta(hours=5))
+    view = await handle.query(OrderWorkflow.state)
+    assert _about(
+        _gap(view.timeline, "approval_requested", "approval_reminder_sent"), timedelta(hours=4)
+    )
+    approved = await handle.execute_update(
+        OrderWorkflow.approve, ApproveInput(actor="lead-1", actor_levels=[1])
+    )
     assert approved.status is not S.AWAITING_APPROVAL
     await handle.cancel()
 
