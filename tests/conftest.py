@@ -124,17 +124,17 @@ def settings_overrides() -> dict[str, object]:
 
 
 @pytest.fixture
-async def stack(
+async def bare_stack(
     temporal_env: WorkflowEnvironment,
     database_url: str,
     sessions: SessionFactory,
     settings_overrides: dict[str, object],
-) -> AsyncIterator[Stack]:
+) -> Stack:
+    """Settings, seeded simulators and a client, but no worker: the test runs its own."""
     settings = make_settings(database_url, **settings_overrides)
-    worker = build_worker(temporal_env.client, settings, sessions)
     inventory = SimulatedInventory(sessions)
     await inventory.set_stock({"WIDGET-1": 1000, "GADGET-2": 50, "RARE-9": 1})
-    stack = Stack(
+    return Stack(
         client=temporal_env.client,
         settings=settings,
         sessions=sessions,
@@ -144,5 +144,10 @@ async def stack(
         carrier=SimulatedCarrier(sessions),
         mailer=OutboxMailer(sessions),
     )
-    async with worker:
-        yield stack
+
+
+@pytest.fixture
+async def stack(bare_stack: Stack) -> AsyncIterator[Stack]:
+    """``bare_stack`` with a worker polling its task queue."""
+    async with build_worker(bare_stack.client, bare_stack.settings, bare_stack.sessions):
+        yield bare_stack

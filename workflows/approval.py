@@ -347,4 +347,6 @@ class ApprovalChain(OrderRecorder):
 
     async def _chain_amend(self, inp: AmendInput) -> None:
         self._amendment = (inp, self._amended_spec(inp))
-        await workflow.wait_condition(lambda: self._view.status is not S.CHANGES_REQUESTED)
+        await workflow.wait_condition(
+            lambda: self._view.status not in (S.CHANGES_REQUESTED, S.CREDIT_CHECK)
+        )

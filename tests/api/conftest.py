@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -43,10 +44,17 @@ async def create_keys(sessions: SessionFactory) -> dict[str, str]:
     }
 
 
-@pytest.fixture
-async def api(stack: Stack) -> AsyncIterator[Api]:
+@asynccontextmanager
+async def open_api(stack: Stack) -> AsyncIterator[Api]:
+    """The HTTP API in-process over ``stack``, with a key per test principal."""
     app = create_app(stack.settings, client=stack.client, sessions=stack.sessions)
     keys = await create_keys(stack.sessions)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://orderly.test") as http:
         yield Api(http=http, keys=keys, stack=stack)
+
+
+@pytest.fixture
+async def api(stack: Stack) -> AsyncIterator[Api]:
+    async with open_api(stack) as opened:
+        yield opened

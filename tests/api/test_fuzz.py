@@ -1,0 +1,243 @@
+"""Schema fuzzing: schemathesis generates requests for every operation of the app's OpenAPI
+document; no answer may be a 5xx or differ from what the document promises.
+
+The app is served by uvicorn on the test's event loop (it shares the stack's Temporal client and
+database engine, which are bound to that loop); hypothesis and schemathesis drive it over HTTP
+from a worker thread. Failures are collected rather than raised, so one run reports every
+distinct problem (with a curl line and the app's traceback) instead of the first one shrunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+import traceback
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import requests
+import schemathesis
+import uvicorn
+from fastapi import FastAPI
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from api.app import create_app
+from domain.status import OrderStatus
+from tests.api.conftest import Api
+from tests.api.flows import create, wait_status
+from tests.factories import big_order, order_payload
+
+S = OrderStatus
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
+# Generated examples per operation and mode; an operation whose inputs are exhausted sooner
+# (GET /healthz has none) stops early, hence the count is asserted, not assumed.
+EXAMPLES = {GenerationMode.POSITIVE: 55, GenerationMode.NEGATIVE: 40}
+MIN_REQUESTS = 1000
+# Commands that close an order run last, so the others still meet the seeded orders alive.
+LAST = ("POST /orders/{order_id}/reject", "POST /orders/{order_id}/cancel")
+
+# The fuzz needs one backend only: the hostile-input tests cover both.
+pytestmark = pytest.mark.parametrize("empty_database_url", ["sqlite"], indirect=True)
+
+
+@asynccontextmanager
+async def serve(app: FastAPI) -> AsyncIterator[str]:
+    """Serve ``app`` with uvicorn on a free local port, on the running loop."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            if task.done():
+                task.result()  # raises what stopped the server
+                pytest.fail("uvicorn stopped before it started")
+            await asyncio.sleep(0.02)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+class ServerErrors(logging.Handler):
+    """Collects the tracebacks the app and uvicorn log, to attach them to failures."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.records: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if record.exc_info:
+            text += "\n" + "".join(traceback.format_exception(*record.exc_info))
+        self.records.append(text)
+
+
+@dataclass
+class Campaign:
+    """Counts requests and keeps the first few examples of each distinct failure."""
+
+    base_url: str
+    headers: dict[str, str]
+    server_errors: ServerErrors
+    requests: int = 0
+    statuses: dict[str, dict[int, int]] = field(default_factory=dict)
+    failures: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    session: requests.Session = field(default_factory=requests.Session)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def run(self, case: schemathesis.Case) -> None:
+        label = case.operation.label
+        logged = len(self.server_errors.records)
+        try:
+            response = case.call(
+                base_url=self.base_url, headers=self.headers, session=self.session, timeout=60
+            )
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            self.requests += 1
+            self._fail(label, f"transport: {type(exc).__name__}", case, str(exc), logged)
+            return
+        self.requests += 1
+        by_status = self.statuses.setdefault(label, {})
+        by_status[response.status_code] = by_status.get(response.status_code, 0) + 1
+        try:
+            case.validate_response(response, checks=CHECKS, headers=self.headers)
+        except schemathesis.errors.FailureGroup as group:
+            kinds = ", ".join(sorted({type(f).__name__ for f in group.exceptions}))
+            self._fail(label, f"{response.status_code}: {kinds}", case, str(group), logged)
+
+    def _fail(self, label: str, kind: str, case: schemathesis.Case, detail: str, logged: int) -> None:
+        examples = self.failures.setdefault((label, kind), [])
+        if len(examples) < 2:
+            tracebacks = "\n".join(self.server_errors.records[logged:])
+            examples.append(
+                f"{detail}\n-- reproduce: {case.as_curl_command(base_url=self.base_url)}"
+                + (f"\n-- app log:\n{tracebacks}" if tracebacks else "")
+            )
+
+    def report(self) -> str:
+        parts = [f"{len(self.failures)} distinct failures in {self.requests} requests:"]
+        for (label, kind), examples in sorted(self.failures.items()):
+            parts.append(f"\n===== {label} -> {kind}\n" + "\n-----\n".join(examples))
+        return "\n".join(parts)
+
+
+def fuzz_operation(
+    campaign: Campaign,
+    strategy: st.SearchStrategy[schemathesis.Case],
+    examples: int,
+) -> None:
+    """Run ``examples`` generated cases (sync: call it in a worker thread)."""
+
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=strategy)
+    def run(case: schemathesis.Case) -> None:
+        campaign.run(case)
+
+    run()
+
+
+def strategies(
+    operation: Any, mode: GenerationMode, real_ids: list[str]
+) -> st.SearchStrategy[schemathesis.Case]:
+    """Generated cases, a third of them on real orders when the path names one."""
+    generated = operation.as_strategy(generation_mode=mode)
+    if "{order_id}" not in operation.path:
+        return generated
+    on_real: Callable[[str], st.SearchStrategy[schemathesis.Case]] = (
+        lambda order_id: operation.as_strategy(
+            generation_mode=mode, path_parameters={"order_id": order_id}
+        )
+    )
+    return st.one_of(generated, generated, st.sampled_from(real_ids).flatmap(on_real))
+
+
+async def seed_orders(api: Api) -> list[str]:
+    """Real orders in the states where most commands apply."""
+
+    async def in_status(payload: dict[str, Any], status: OrderStatus) -> str:
+        order = await create(api, payload)
+        await wait_status(api, order["id"], status)
+        return str(order["id"])
+
+    async def changes_requested() -> str:
+        order_id = await in_status(big_order(), S.AWAITING_APPROVAL)
+        sent_back = await api.http.post(
+            f"/orders/{order_id}/request-changes",
+            json={"reason": "split it"},
+            headers=api.auth("lead-1"),
+        )
+        assert sent_back.status_code == 200, sent_back.text
+        return order_id
+
+    return list(
+        await asyncio.gather(
+            in_status(big_order(), S.AWAITING_APPROVAL),
+            in_status(big_order(), S.AWAITING_APPROVAL),
+            in_status(order_payload(), S.FULFILLING),
+            in_status(order_payload(payment={"type": "bank_transfer"}), S.AWAITING_PAYMENT),
+            changes_requested(),
+        )
+    )
+
+
+@pytest.mark.timeout(300)
+async def test_every_operation_answers_as_documented(api: Api) -> None:
+    real_ids = await seed_orders(api)
+    app = create_app(api.stack.settings, client=api.stack.client, sessions=api.stack.sessions)
+    schema = schemathesis.openapi.from_dict(app.openapi())
+    operations = [result.ok() for result in schema.get_all_operations()]
+    operations.sort(key=lambda op: LAST.index(op.label) if op.label in LAST else -1)
+    assert len(operations) == sum(len(methods) for methods in app.openapi()["paths"].values())
+
+    server_errors = ServerErrors()
+    loggers = [logging.getLogger(name) for name in ("orderly.api", "uvicorn.error")]
+    for logger in loggers:
+        logger.addHandler(server_errors)
+    try:
+        async with serve(app) as base_url:
+            campaign = Campaign(base_url, api.auth("root"), server_errors)
+            for operation in operations:
+                for mode, examples in EXAMPLES.items():
+                    strategy = strategies(operation, mode, real_ids)
+                    await asyncio.to_thread(fuzz_operation, campaign, strategy, examples)
+    finally:
+        for logger in loggers:
+            logger.removeHandler(server_errors)
+
+    print(campaign.requests, campaign.statuses, campaign.report())  # noqa: T201
+    untried = {op.label for op in operations} - set(campaign.statuses)
+    assert not untried, f"operations never called: {untried}"
+    assert campaign.requests >= MIN_REQUESTS, campaign.statuses
+    assert not campaign.failures, campaign.report()
+    # The orders table still answers after the fuzz.
+    listed = await api.http.get("/orders", headers=api.auth("root"))
+    assert listed.status_code == 200, listed.text
