@@ -102,7 +102,7 @@ class Campaign:
     base_url: str
     headers: dict[str, str]
     server_errors: ServerErrors
-    requests: int = 0
+    sent: int = 0
     statuses: dict[str, dict[int, int]] = field(default_factory=dict)
     failures: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     session: requests.Session = field(default_factory=requests.Session)
@@ -116,10 +116,10 @@ class Campaign:
                 base_url=self.base_url, headers=self.headers, session=self.session, timeout=60
             )
         except (requests.ConnectionError, requests.Timeout) as exc:
-            self.requests += 1
+            self.sent += 1
             self._fail(label, f"transport: {type(exc).__name__}", case, str(exc), logged)
             return
-        self.requests += 1
+        self.sent += 1
         by_status = self.statuses.setdefault(label, {})
         by_status[response.status_code] = by_status.get(response.status_code, 0) + 1
         try:
@@ -138,7 +138,7 @@ class Campaign:
             )
 
     def report(self) -> str:
-        parts = [f"{len(self.failures)} distinct failures in {self.requests} requests:"]
+        parts = [f"{len(self.failures)} distinct failures in {self.sent} requests:"]
         for (label, kind), examples in sorted(self.failures.items()):
             parts.append(f"\n===== {label} -> {kind}\n" + "\n-----\n".join(examples))
         return "\n".join(parts)
@@ -233,10 +233,10 @@ async def test_every_operation_answers_as_documented(api: Api) -> None:
         for logger in loggers:
             logger.removeHandler(server_errors)
 
-    print(campaign.requests, campaign.statuses, campaign.report())  # noqa: T201
+    print(campaign.sent, campaign.statuses, campaign.report())  # noqa: T201
     untried = {op.label for op in operations} - set(campaign.statuses)
     assert not untried, f"operations never called: {untried}"
-    assert campaign.requests >= MIN_REQUESTS, campaign.statuses
+    assert campaign.sent >= MIN_REQUESTS, campaign.statuses
     assert not campaign.failures, campaign.report()
     # The orders table still answers after the fuzz.
     listed = await api.http.get("/orders", headers=api.auth("root"))
