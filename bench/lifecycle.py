@@ -66,6 +66,12 @@ def _args() -> argparse.Namespace:
     p.add_argument("--var", type=Path, help="running stack's var dir (keys file, database)")
     p.add_argument("--sku", default="BENCH-1", help="SKU topped up when the database is known")
     p.add_argument("--keep", action="store_true", help="keep the temp var dir")
+    p.add_argument(
+        "--py-spy",
+        dest="pyspy",
+        help="path of a py-spy binary: sample worker and API during the timed orders",
+    )
+    p.add_argument("--profile-dir", type=Path, default=Path("/tmp"), help="where profiles go")
     p.add_argument("--json", dest="json_path", help="also write results as JSON here")
     args = p.parse_args()
     if args.api and not args.temporal:
@@ -310,10 +316,20 @@ async def main_async(args: argparse.Namespace, stack: c.Stack, out: dict[str, An
         run.polls = 0
         run.errors.clear()
     meter = c.CpuMeter({**stack.pids, "bench": os.getpid()})
+    spies = {}
+    if args.pyspy:
+        for name in ("worker", "api"):
+            if name in stack.pids:
+                path = args.profile_dir / f"lifecycle-{run.run_id}-{name}.collapsed"
+                spies[name] = (c.start_pyspy(args.pyspy, stack.pids[name], path), path)
+        await asyncio.sleep(1)  # let py-spy attach
     meter.begin()
     out["load_during_orders_start"] = c.loadavg()
     done, elapsed = await run.orders(args.orders, offset=0)
     out["cpu_orders"] = meter.end()
+    for name, (proc, path) in spies.items():
+        c.stop_pyspy(proc)
+        out[f"profile_{name}"] = {"file": str(path), **c.summarize_collapsed(path)}
     out["load_during_orders_end"] = c.loadavg()
     orders_per_s = done / elapsed if elapsed else 0.0
     out["orders"] = {
@@ -380,6 +396,15 @@ def report(out: dict[str, Any]) -> None:
             h = dict(out[key])
             h.pop("by_type", None)
             print(f"{key}: {h}")
+    for name in ("worker", "api"):
+        prof = out.get(f"profile_{name}")
+        if prof:
+            print(f"profile_{name} ({prof.get('samples')} samples, {prof.get('file')}):")
+            for k, v in (prof.get("areas_inclusive_pct") or {}).items():
+                print(f"  {v:5.1f}%  {k}")
+            print("  top self frames:")
+            for k, v in list((prof.get("top_self_pct") or {}).items())[:10]:
+                print(f"  {v:5.1f}%  {k}")
     print(f"errors: {out['errors']}")
     for s in out["error_samples"]:
         print(f"  {s}")
