@@ -14,6 +14,7 @@ from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
     WorkflowUpdateStage,
 )
 from temporalio.common import WorkflowIDReusePolicy
@@ -155,21 +156,29 @@ class Orders:
 
     # --- commands -----------------------------------------------------------------------------
 
-    async def command(self, order_id: str, update: Any, arg: Any) -> tuple[OrderView, bool]:
+    async def command(
+        self, order_id: str, update: Any, arg: Any, key: str | None = None
+    ) -> tuple[OrderView, bool]:
         """Run an update; returns the view and whether the command finished within the wait.
 
-        A refused command (validator) never enters the order's history and maps to 409/422.
+        A refused command (validator) never enters the order's history and maps to 409/422/403.
+        With a client ``key`` the update id is derived from it, so a retry after a lost answer
+        is deduplicated by Temporal instead of applied twice.
         """
         handle = self.handle(order_id)
         try:
             update_handle = await handle.start_update(
                 update,
                 arg,
+                id=f"{update.__name__}:{key}" if key else None,
                 wait_for_stage=WorkflowUpdateStage.ACCEPTED,
                 rpc_timeout=self._settings.command_wait,
             )
         except WorkflowUpdateFailedError as exc:
             raise self._refused(exc) from exc
+        except WorkflowUpdateRPCTimeoutOrCancelledError as exc:
+            # No worker took the command in time (e.g. all restarting); nothing was decided.
+            raise _unavailable(exc) from exc
         except RPCError as exc:
             raise await self._not_running(order_id, exc) from exc
         try:
@@ -177,7 +186,7 @@ class Orders:
                 update_handle.result(), timeout=self._settings.command_wait.total_seconds()
             )
             return view, True
-        except TimeoutError:
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
             return await self.get(order_id), False
         except WorkflowUpdateFailedError as exc:
             raise self._refused(exc) from exc

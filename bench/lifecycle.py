@@ -67,6 +67,13 @@ def _args() -> argparse.Namespace:
     p.add_argument("--sku", default="BENCH-1", help="SKU topped up when the database is known")
     p.add_argument("--keep", action="store_true", help="keep the temp var dir")
     p.add_argument(
+        "--stack-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="environment for the started stack, e.g. ORDERLY_MAX_CACHED_WORKFLOWS=0 (repeat)",
+    )
+    p.add_argument(
         "--py-spy",
         dest="pyspy",
         help="path of a py-spy binary: sample worker and API during the timed orders",
@@ -273,6 +280,12 @@ async def baseline(client: Client, n: int, concurrency: int) -> tuple[int, float
     return done, elapsed, f"{queue}-0"
 
 
+def _our_cpu(cpu: dict[str, Any]) -> float:
+    return sum(
+        v for k, v in cpu.items() if k.endswith("_cpu_s") and not k.startswith(("machine", "other"))
+    )
+
+
 async def history_profile(client: Client, wf_id: str) -> dict[str, Any]:
     """What one workflow cost the server: events by type, activities, local activities."""
     hist = await client.get_workflow_handle(wf_id).fetch_history()
@@ -357,6 +370,12 @@ async def main_async(args: argparse.Namespace, stack: c.Stack, out: dict[str, An
             "workflows_per_s": round(bps, 2),
         }
         out["ratio"] = round(orders_per_s / bps, 3) if bps else None
+        # Load-independent view: CPU seconds our processes (stack + bench) spent per unit.
+        per_order = _our_cpu(out["cpu_orders"]) / max(done, 1)
+        per_wf = _our_cpu(out["cpu_baseline"]) / max(bdone, 1)
+        out["cpu_per_order_s"] = round(per_order, 3)
+        out["cpu_per_baseline_workflow_s"] = round(per_wf, 4)
+        out["cpu_cost_ratio"] = round(per_wf / per_order, 3) if per_order else None
         out["history_noop"] = await history_profile(client, bid)
     oclient = await Client.connect(stack.temporal, data_converter=pydantic_data_converter)
     for kind, oid in run.sample_ids.items():
@@ -380,6 +399,12 @@ def report(out: dict[str, Any]) -> None:
         ratio = out["ratio"]
         verdict = "meets" if ratio is not None and ratio >= TARGET_RATIO else "BELOW"
         print(f"  ratio                {ratio}  ({verdict} target >= {TARGET_RATIO})")
+    if "cpu_cost_ratio" in out:
+        print(
+            f"  CPU per order        {out['cpu_per_order_s']} s  vs  per no-op workflow "
+            f"{out['cpu_per_baseline_workflow_s']} s  -> CPU-cost ratio {out['cpu_cost_ratio']}"
+            " (load-independent)"
+        )
     print(f"  GET polls            {o['get_polls']} ({o['polls_per_order']} per order)")
     print("latency (HTTP round trip as the client sees it):")
     for k, s in out["latency"].items():
@@ -424,7 +449,8 @@ def main() -> int:
                 raise SystemExit("need the dev keys: pass --var or --key PATH/TO/dev-api-keys.json")
         else:
             print("starting a stack with devstack.py ...", flush=True)
-            stack = c.start_stack(keep=args.keep)
+            env = dict(kv.split("=", 1) for kv in args.stack_env)
+            stack = c.start_stack(env, keep=args.keep)
         code = asyncio.run(main_async(args, stack, out))
         c.write_json(args.json_path, out)
     except KeyboardInterrupt:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from api.auth import Principal, Role
 from api.deps import OrdersDep, SessionDep, require
 from api.errors import ApiError
-from api.routes.orders import ERRORS, OrderId, command
+from api.routes.orders import ERRORS, CommandKey, OrderId, command
 from api.schemas import (
     AmendRequest,
     ApproveRequest,
@@ -45,6 +45,7 @@ async def approve_order(
     principal: Approver,
     orders: OrdersDep,
     response: Response,
+    key: CommandKey = None,
 ) -> OrderView:
     """Approve at the caller's current level (or `level`)."""
     inp = ApproveInput(
@@ -53,7 +54,7 @@ async def approve_order(
         level=body.level,
         comment=body.comment,
     )
-    return await command(orders, order_id, OrderWorkflow.approve, inp, response)
+    return await command(orders, order_id, OrderWorkflow.approve, inp, response, key)
 
 
 @router.post("/orders/{order_id}/reject", response_model=OrderView, responses=STILL_RUNNING)
@@ -63,12 +64,13 @@ async def reject_order(
     principal: Approver,
     orders: OrdersDep,
     response: Response,
+    key: CommandKey = None,
 ) -> OrderView:
     """Reject at the caller's level; stock is released, nothing is charged."""
     inp = RejectInput(
         actor=principal.name, actor_levels=_levels(principal), level=body.level, reason=body.reason
     )
-    return await command(orders, order_id, OrderWorkflow.reject, inp, response)
+    return await command(orders, order_id, OrderWorkflow.reject, inp, response, key)
 
 
 @router.post(
@@ -80,12 +82,13 @@ async def request_changes(
     principal: Approver,
     orders: OrdersDep,
     response: Response,
+    key: CommandKey = None,
 ) -> OrderView:
     """Send the order back to sales to amend."""
     inp = RequestChangesInput(
         actor=principal.name, actor_levels=_levels(principal), level=body.level, reason=body.reason
     )
-    return await command(orders, order_id, OrderWorkflow.request_changes, inp, response)
+    return await command(orders, order_id, OrderWorkflow.request_changes, inp, response, key)
 
 
 @router.post("/orders/{order_id}/amend", response_model=OrderView, responses=STILL_RUNNING)
@@ -95,10 +98,11 @@ async def amend_order(
     principal: Sales,
     orders: OrdersDep,
     response: Response,
+    key: CommandKey = None,
 ) -> OrderView:
     """Amend lines or address of an order sent back for changes; approval starts again."""
     inp = AmendInput(actor=principal.name, lines=body.lines, shipping_address=body.shipping_address)
-    return await command(orders, order_id, OrderWorkflow.amend, inp, response)
+    return await command(orders, order_id, OrderWorkflow.amend, inp, response, key)
 
 
 @router.get("/approvals/inbox", response_model=InboxPage)

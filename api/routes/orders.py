@@ -140,10 +140,28 @@ async def get_timeline(order_id: OrderId, _: PrincipalDep, orders: OrdersDep) ->
     return Timeline(order_id=view.id, events=view.timeline)
 
 
+CommandKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Retrying a command with the same key never applies it twice.",
+    ),
+]
+
+
 async def command(
-    orders: Orders, order_id: OrderId, update: object, arg: object, response: Response
+    orders: Orders,
+    order_id: OrderId,
+    update: object,
+    arg: object,
+    response: Response,
+    key: str | None = None,
 ) -> OrderView:
-    view, finished = await orders.command(order_id, update, arg)
+    """Run a command; 202 with the current state if it is still running after the wait."""
+    view, finished = await orders.command(order_id, update, arg, key)
     if not finished:
         response.status_code = status.HTTP_202_ACCEPTED
     return view
@@ -156,10 +174,11 @@ async def cancel_order(
     principal: Canceller,
     orders: OrdersDep,
     response: Response,
+    key: CommandKey = None,
 ) -> OrderView:
     """Cancel until shipped: stock is released and captured money refunded."""
     inp = CancelInput(actor=principal.name, reason=body.reason)
-    return await command(orders, order_id, OrderWorkflow.cancel, inp, response)
+    return await command(orders, order_id, OrderWorkflow.cancel, inp, response, key)
 
 
 @router.post("/{order_id}/payments", response_model=OrderView)
@@ -169,10 +188,11 @@ async def pay_order(
     principal: Webhook,
     orders: OrdersDep,
     response: Response,
+    key: CommandKey = None,
 ) -> OrderView:
     """Record the customer's payment of a prepay order (must equal the total)."""
     inp = PaymentInput(actor=principal.name, amount=body.amount, token=body.token)
-    return await command(orders, order_id, OrderWorkflow.pay, inp, response)
+    return await command(orders, order_id, OrderWorkflow.pay, inp, response, key)
 
 
 @router.post(

@@ -253,3 +253,19 @@ async def test_worker_restart_while_waiting_at_level_two(bare_stack: Stack) -> N
             done = await wait_status(api, order["id"], S.COMPLETED)
     assert await stack.gateway.totals(order["id"]) == {"capture": 3_000_000, "refund": 0}
     assert [e["seq"] for e in done["timeline"]] == list(range(1, len(done["timeline"]) + 1))
+
+
+async def test_retried_command_with_same_key_applies_once(api: Api) -> None:
+    order = await create(api, await _roomy(api, _order(30_000)))
+    await _waiting_level(api, order["id"], 1)
+    headers = {**api.auth("lead-1"), "Idempotency-Key": "approve-once"}
+    url = f"/orders/{order['id']}/approve"
+    first = await api.http.post(url, json={"comment": "ok"}, headers=headers)
+    again = await api.http.post(url, json={"comment": "ok"}, headers=headers)
+    assert (first.status_code, again.status_code) == (200, 200), again.text
+    body = await _waiting_level(api, order["id"], 2)
+    assert [e["type"] for e in body["timeline"]].count("approved") == 1
+    other_key = await api.http.post(
+        url, json={}, headers={**api.auth("lead-1"), "Idempotency-Key": "x"}
+    )
+    assert other_key.status_code == 403  # a new command: level 2 waits now, not theirs
