@@ -162,15 +162,15 @@ class Orders:
         """Run an update; returns the view and whether the command finished within the wait.
 
         A refused command (validator) never enters the order's history and maps to 409/422/403.
-        With a client ``key`` the update id is derived from it, so a retry after a lost answer
-        is deduplicated by Temporal instead of applied twice.
+        With a client ``key`` the update id is derived from it (and the command and caller), so
+        a retry after a lost answer is deduplicated by Temporal instead of applied twice.
         """
         handle = self.handle(order_id)
         try:
             update_handle = await handle.start_update(
                 update,
                 arg,
-                id=f"{update.__name__}:{key}" if key else None,
+                id=f"{update.__name__}:{arg.actor}:{key}" if key else None,
                 wait_for_stage=WorkflowUpdateStage.ACCEPTED,
                 rpc_timeout=self._settings.command_wait,
             )
