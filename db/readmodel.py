@@ -55,7 +55,8 @@ async def project(session: AsyncSession, view: OrderView, events: list[TimelineE
             index_elements=["id"], set_=update_cols, where=OrderRow.seq <= stmt.excluded.seq
         )
     )
-    if applied.rowcount:  # type: ignore[attr-defined]
+    # Orders without a chain never had inbox rows (they leave the inbox before a chain empties).
+    if applied.rowcount and view.approval.levels:  # type: ignore[attr-defined]
         await _sync_approvals(session, view)
     if events:
         rows = [
