@@ -69,14 +69,27 @@ def install_error_handlers(app: FastAPI) -> None:
         fields = []
         for err in exc.errors():
             reason = str(err.get("msg", "invalid"))
+            loc = err.get("loc", ())
             if err.get("type") == "json_invalid":
-                reason = f"malformed JSON: {err.get('ctx', {}).get('error', 'cannot parse')}"
-            fields.append(FieldProblem(field=_field_path(err.get("loc", ())), reason=reason))
+                where = f" at position {loc[1]}" if len(loc) > 1 else ""
+                reason = f"malformed JSON{where}: {err.get('ctx', {}).get('error', 'cannot parse')}"
+                loc = ("body",)
+            fields.append(FieldProblem(field=_field_path(loc), reason=reason))
         message = "; ".join(f"{f.field}: {f.reason}" for f in fields[:5])
         return _response(422, ErrorDetail(code="invalid_input", message=message, fields=fields))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> Any:
+        if exc.status_code == 400:  # a body FastAPI cannot decode (not UTF-8, too deep, ...)
+            reason = f"cannot be parsed as JSON: {exc.detail}"
+            return _response(
+                422,
+                ErrorDetail(
+                    code="invalid_input",
+                    message=f"body: {reason}",
+                    fields=[FieldProblem(field="body", reason=reason)],
+                ),
+            )
         code = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
         return _response(
             exc.status_code,

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
 from api.auth import Principal, Role
 from api.deps import OrdersDep, SessionDep, require
 from api.errors import ApiError
-from api.routes.orders import ERRORS, CommandKey, OrderId, command
+from api.routes.orders import ERRORS, STILL_RUNNING, CommandKey, OrderId, command
 from api.schemas import (
     AmendRequest,
     ApproveRequest,
@@ -29,9 +29,6 @@ from workflows.order import OrderWorkflow
 router = APIRouter(tags=["approvals"], responses=ERRORS)
 Approver = Annotated[Principal, Depends(require(Role.APPROVER))]
 Sales = Annotated[Principal, Depends(require(Role.SYSTEM, Role.SUPPORT))]
-STILL_RUNNING: dict[int | str, dict[str, Any]] = {
-    202: {"model": OrderView, "description": "Accepted, still running"}
-}
 
 
 def _levels(principal: Principal) -> list[int]:

@@ -69,7 +69,22 @@ def _utc(value: datetime | None, field: str) -> datetime | None:
         ) from exc
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=OrderView)
+STILL_RUNNING: dict[int | str, dict[str, Any]] = {
+    202: {"model": OrderView, "description": "Accepted, still running: the current state"}
+}
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=OrderView,
+    responses={
+        200: {
+            "model": OrderView,
+            "description": "Same Idempotency-Key and body: the order created before",
+        }
+    },
+)
 async def create_order(
     spec: OrderSpec,
     principal: Creator,
@@ -167,7 +182,7 @@ async def command(
     return view
 
 
-@router.post("/{order_id}/cancel", response_model=OrderView)
+@router.post("/{order_id}/cancel", response_model=OrderView, responses=STILL_RUNNING)
 async def cancel_order(
     order_id: OrderId,
     body: CancelRequest,
@@ -181,7 +196,7 @@ async def cancel_order(
     return await command(orders, order_id, OrderWorkflow.cancel, inp, response, key)
 
 
-@router.post("/{order_id}/payments", response_model=OrderView)
+@router.post("/{order_id}/payments", response_model=OrderView, responses=STILL_RUNNING)
 async def pay_order(
     order_id: OrderId,
     body: PaymentRequest,

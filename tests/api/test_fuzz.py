@@ -2,9 +2,10 @@
 document; no answer may be a 5xx or differ from what the document promises.
 
 The app is served by uvicorn on the test's event loop (it shares the stack's Temporal client and
-database engine, which are bound to that loop); hypothesis and schemathesis drive it over HTTP
-from a worker thread. Failures are collected rather than raised, so one run reports every
-distinct problem (with a curl line and the app's traceback) instead of the first one shrunk.
+database engine, which are bound to that loop); hypothesis draws each round of cases, and a
+worker thread sends them over HTTP with schemathesis. Failures are collected rather than raised,
+so one run reports every distinct problem (with a curl line and the app's traceback) instead of
+the first one, shrunk.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ CHECKS = [
 ]
 # Generated examples per operation and mode; an operation whose inputs are exhausted sooner
 # (GET /healthz has none) stops early, hence the count is asserted, not assumed.
-EXAMPLES = {GenerationMode.POSITIVE: 55, GenerationMode.NEGATIVE: 40}
+EXAMPLES = {GenerationMode.POSITIVE: 50, GenerationMode.NEGATIVE: 35}
 MIN_REQUESTS = 1000
 # Commands that close an order run last, so the others still meet the seeded orders alive.
 LAST = ("POST /orders/{order_id}/reject", "POST /orders/{order_id}/cancel")
@@ -110,10 +111,11 @@ class Campaign:
     failures: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     session: requests.Session = field(default_factory=requests.Session)
 
-    def run(self, case: schemathesis.Case, *, times: int = 1) -> None:
-        """Send ``case`` (``times`` over, to replay it) and check every answer."""
-        for _ in range(times):
-            self._send(case)
+    def send_all(self, cases: list[schemathesis.Case], times: int) -> None:
+        """Send each case (``times`` over, to replay it) and check every answer; blocking."""
+        for case in cases:
+            for _ in range(times):
+                self._send(case)
 
     def _send(self, case: schemathesis.Case) -> None:
         label = case.operation.label
@@ -156,8 +158,15 @@ class Round:
     examples: int
     times: int = 1
 
-    def play(self, campaign: Campaign) -> None:
-        """Blocking: run it in a worker thread while the loop serves the app."""
+    def draw(self) -> list[schemathesis.Case]:
+        """The cases, drawn up front on the loop's thread.
+
+        Drawing parses source with ``ast`` (hypothesis reads constants and lambdas), and so
+        does formatting a traceback on Python 3.11; that parser is not thread-safe there
+        ("AST constructor recursion depth mismatch"), and the loop's thread formats tracebacks
+        whenever an activity fails. So cases are never drawn while the loop runs.
+        """
+        cases: list[schemathesis.Case] = []
 
         @settings(
             max_examples=self.examples,
@@ -167,10 +176,11 @@ class Round:
             suppress_health_check=list(HealthCheck),
         )
         @given(case=self.strategy)
-        def run(case: schemathesis.Case) -> None:
-            campaign.run(case, times=self.times)
+        def collect(case: schemathesis.Case) -> None:
+            cases.append(case)
 
-        run()
+        collect()
+        return cases
 
 
 def has_inputs(operation: schemathesis.APIOperation) -> bool:
@@ -297,7 +307,8 @@ async def test_every_operation_answers_as_documented(api: Api) -> None:
         async with serve(app) as base_url:
             campaign = Campaign(base_url, api.auth("root"), server_errors)
             for round_ in rounds:
-                await asyncio.to_thread(round_.play, campaign)
+                cases = round_.draw()
+                await asyncio.to_thread(campaign.send_all, cases, round_.times)
     finally:
         for logger in loggers:
             logger.removeHandler(server_errors)
