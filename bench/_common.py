@@ -122,21 +122,53 @@ def cmdline(pid: int) -> str:
         return ""
 
 
+def _ppid(pid: int) -> int | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(raw[raw.rindex(")") + 2 :].split()[1])
+
+
+def _environ(pid: int) -> dict[str, str]:
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return {}
+    pairs = (item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
+    return {k.decode(errors="replace"): v.decode(errors="replace") for k, v in pairs}
+
+
 def find_stack_pids(temporal_port: int | None, api_port: int | None) -> dict[str, int]:
-    """Best effort for an external stack: worker.py, the temporal dev server on the port, uvicorn."""
+    """Best effort for an external stack: the dev server on the port, uvicorn on the API port,
+    and the worker.py whose ORDERLY_TEMPORAL_TARGET names that port (else a sibling process)."""
     pids: dict[str, int] = {}
+    workers: list[int] = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
-        cmd = cmdline(int(entry.name))
-        if "worker.py" in cmd and "worker" not in pids:
-            pids["worker"] = int(entry.name)
+        pid = int(entry.name)
+        cmd = cmdline(pid)
+        if "worker.py" in cmd:
+            workers.append(pid)
         elif "start-dev" in cmd and (temporal_port is None or f"--port {temporal_port}" in cmd):
-            pids["temporal"] = int(entry.name)
-        elif "uvicorn" in cmd and "api.app" in cmd and (
-            api_port is None or f"--port {api_port}" in cmd
+            pids["temporal"] = pid
+        elif (
+            "uvicorn" in cmd
+            and "api.app" in cmd
+            and (api_port is None or f"--port {api_port}" in cmd)
         ):
-            pids["api"] = int(entry.name)
+            pids["api"] = pid
+    for pid in workers:
+        target = _environ(pid).get("ORDERLY_TEMPORAL_TARGET", "127.0.0.1:7233")
+        if temporal_port is not None and target.endswith(f":{temporal_port}"):
+            pids["worker"] = pid
+            break
+    else:
+        parent = _ppid(pids["temporal"]) if "temporal" in pids else None
+        siblings = [w for w in workers if parent is not None and _ppid(w) == parent]
+        if siblings:
+            pids["worker"] = siblings[0]
     return pids
 
 
@@ -397,8 +429,19 @@ def order_body(
 def start_pyspy(binary: str, pid: int, out: Path, rate: int = 50) -> subprocess.Popen[bytes]:
     """``py-spy record`` in collapsed-stack format until :func:`stop_pyspy`."""
     return subprocess.Popen(
-        [binary, "record", "-p", str(pid), "--format", "raw", "-o", str(out), "-r", str(rate),
-         "--nonblocking"],
+        [
+            binary,
+            "record",
+            "-p",
+            str(pid),
+            "--format",
+            "raw",
+            "-o",
+            str(out),
+            "-r",
+            str(rate),
+            "--nonblocking",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

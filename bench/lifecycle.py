@@ -28,11 +28,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _common as c  # noqa: E402
-import httpx  # noqa: E402
-from temporalio import workflow  # noqa: E402
-from temporalio.client import Client  # noqa: E402
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker  # noqa: E402
+import _common as c
+import httpx
+from temporalio import workflow
+from temporalio.client import Client
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 TARGET_RATIO = 0.30
 
@@ -109,7 +109,9 @@ class Run:
         self, http: httpx.AsyncClient, kind: str, method: str, url: str, key: str, **kw: Any
     ) -> httpx.Response:
         t = time.monotonic()
-        resp = await http.request(method, url, headers={**self.headers(key), **kw.pop("headers", {})}, **kw)
+        resp = await http.request(
+            method, url, headers={**self.headers(key), **kw.pop("headers", {})}, **kw
+        )
         self.lat[kind].append(time.monotonic() - t)
         if resp.status_code >= 400:
             self.error(f"{kind} {resp.status_code}", resp.text)
@@ -122,7 +124,7 @@ class Run:
             self.polls += 1
             resp = await self.call(http, "get", "GET", f"/orders/{oid}", "dev-system")
             if resp.status_code == 200:
-                view = resp.json()
+                view: dict[str, Any] = resp.json()
                 if view["status"] in want:
                     return view
                 if view["status"] in ("cancelled", "rejected", "failed"):
@@ -176,7 +178,9 @@ class Run:
                         raise TimeoutError(f"{oid} level {level} not done in time")
                     await asyncio.sleep(a.poll_interval)
                     self.polls += 1
-                    view = (await self.call(http, "get", "GET", f"/orders/{oid}", "dev-system")).json()
+                    view = (
+                        await self.call(http, "get", "GET", f"/orders/{oid}", "dev-system")
+                    ).json()
             t_approved = time.monotonic()
             view = await self.poll(http, oid, {"fulfilling"}, deadline)
             self.segments["approve_to_fulfilling"].append(time.monotonic() - t_approved)
@@ -208,9 +212,7 @@ class Run:
         done = 0
         stop_list = asyncio.Event()
         limits = httpx.Limits(max_connections=a.concurrency + 4)
-        async with httpx.AsyncClient(
-            base_url=self.stack.api, timeout=60, limits=limits
-        ) as http:
+        async with httpx.AsyncClient(base_url=self.stack.api, timeout=60, limits=limits) as http:
 
             async def worker() -> None:
                 nonlocal done
@@ -260,9 +262,7 @@ async def baseline(client: Client, n: int, concurrency: int) -> tuple[int, float
     async def one() -> None:
         nonlocal done
         for i in ids:
-            await client.execute_workflow(
-                NoopWorkflow.run, id=f"{queue}-{i}", task_queue=queue
-            )
+            await client.execute_workflow(NoopWorkflow.run, id=f"{queue}-{i}", task_queue=queue)
             done += 1
 
     async with Worker(
@@ -273,7 +273,9 @@ async def baseline(client: Client, n: int, concurrency: int) -> tuple[int, float
     ):
         warm = iter(range(min(10, n)))
         for i in warm:
-            await client.execute_workflow(NoopWorkflow.run, id=f"{queue}-warm-{i}", task_queue=queue)
+            await client.execute_workflow(
+                NoopWorkflow.run, id=f"{queue}-warm-{i}", task_queue=queue
+            )
         t0 = time.monotonic()
         await asyncio.gather(*(one() for _ in range(concurrency)))
         elapsed = time.monotonic() - t0
@@ -281,16 +283,20 @@ async def baseline(client: Client, n: int, concurrency: int) -> tuple[int, float
 
 
 def _our_cpu(cpu: dict[str, Any]) -> float:
-    return sum(
-        v for k, v in cpu.items() if k.endswith("_cpu_s") and not k.startswith(("machine", "other"))
+    return float(
+        sum(
+            v
+            for k, v in cpu.items()
+            if k.endswith("_cpu_s") and not k.startswith(("machine", "other"))
+        )
     )
 
 
 async def history_profile(client: Client, wf_id: str) -> dict[str, Any]:
     """What one workflow cost the server: events by type, activities, local activities."""
     hist = await client.get_workflow_handle(wf_id).fetch_history()
-    kinds = Counter()
-    activities = Counter()
+    kinds: Counter[str] = Counter()
+    activities: Counter[str] = Counter()
     for ev in hist.events:
         name = ev.WhichOneof("attributes") or str(ev.event_type)
         kinds[name.replace("_event_attributes", "")] += 1
@@ -395,7 +401,10 @@ def report(out: dict[str, Any]) -> None:
     print(f"  orders/s             {o['orders_per_s']}")
     if "baseline" in out:
         b = out["baseline"]
-        print(f"  baseline workflows/s {b['workflows_per_s']}  ({b['completed']} no-op in {b['seconds']} s)")
+        print(
+            f"  baseline workflows/s {b['workflows_per_s']}"
+            f"  ({b['completed']} no-op in {b['seconds']} s)"
+        )
         ratio = out["ratio"]
         verdict = "meets" if ratio is not None and ratio >= TARGET_RATIO else "BELOW"
         print(f"  ratio                {ratio}  ({verdict} target >= {TARGET_RATIO})")
@@ -438,7 +447,10 @@ def report(out: dict[str, Any]) -> None:
 
 def main() -> int:
     args = _args()
-    out: dict[str, Any] = {"machine": c.machine(), "args": {k: str(v) for k, v in vars(args).items()}}
+    out: dict[str, Any] = {
+        "machine": c.machine(),
+        "args": {k: str(v) for k, v in vars(args).items()},
+    }
     stack: c.Stack | None = None
     code = 1
     try:

@@ -28,8 +28,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _common as c  # noqa: E402
-import httpx  # noqa: E402
+import _common as c
+import httpx
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -104,7 +104,7 @@ class ReadModel:
         finally:
             con.close()
 
-    def waiting(self, prefix_ids: set[str] | None = None) -> int:
+    def waiting(self) -> int:
         return int(self._q("SELECT count(*) FROM approval_inbox WHERE eligible_level = 1")[0][0])
 
     def statuses(self) -> dict[str, int]:
@@ -144,9 +144,7 @@ async def start_orders(
 
     async def one() -> None:
         for i, oid in it:
-            spec = OrderSpec.model_validate(
-                c.order_body(i, run, amount=args.amount, sku=args.sku)
-            )
+            spec = OrderSpec.model_validate(c.order_body(i, run, amount=args.amount, sku=args.sku))
             inp = StartOrderInput(
                 order_id=oid,
                 spec=spec,
@@ -174,7 +172,12 @@ async def start_orders(
 
 
 async def inbox_calls(
-    http: httpx.AsyncClient, key: str, calls: int, lat: list[float], errors: Counter[str]
+    http: httpx.AsyncClient,
+    key: str,
+    calls: int,
+    lat: list[float],
+    errors: Counter[str],
+    by_variant: dict[str, list[float]] | None = None,
 ) -> None:
     """Pages of the inbox (following cursors) and filtered views, one call at a time."""
     variants: list[dict[str, Any]] = [
@@ -193,6 +196,10 @@ async def inbox_calls(
         t = time.monotonic()
         resp = await http.get("/approvals/inbox", params=params, headers=headers)
         lat.append(time.monotonic() - t)
+        if by_variant is not None:
+            name = "&".join(f"{k}={v}" for k, v in params.items() if k != "cursor") or "default"
+            name += " (next page)" if "cursor" in params else ""
+            by_variant.setdefault(name, []).append(lat[-1])
         done += 1
         if resp.status_code != 200:
             errors[f"inbox {resp.status_code}"] += 1
@@ -206,12 +213,16 @@ async def inbox_calls(
 
 
 async def main_async(args: argparse.Namespace, stack: c.Stack, out: dict[str, Any]) -> int:
-    assert stack.var is not None and stack.database_url is not None
+    assert stack.var is not None
+    assert stack.database_url is not None
     rm = ReadModel(stack.var / "orderly.db")
     await c.top_up_stock(stack.database_url, {args.sku: 10_000_000})
     m = args.orders
     print(f"stack: api={stack.api} temporal={stack.temporal} pids={stack.pids}")
-    print(f"orders={m} start_concurrency={args.start_concurrency} approve_concurrency={args.concurrency}")
+    print(
+        f"orders={m} start_concurrency={args.start_concurrency}"
+        f" approve_concurrency={args.concurrency}"
+    )
     ids = order_ids(m)
     before = rm.waiting()
     meter = c.CpuMeter({**stack.pids, "bench": os.getpid()})
@@ -264,8 +275,10 @@ async def main_async(args: argparse.Namespace, stack: c.Stack, out: dict[str, An
         out["inbox_query_plan"] = rm.inbox_plan()
 
         lat = []
-        await inbox_calls(http, stack.keys["dev-lead"], args.inbox_calls, lat, errors)
+        variants: dict[str, list[float]] = {}
+        await inbox_calls(http, stack.keys["dev-lead"], args.inbox_calls, lat, errors, variants)
         out["inbox"] = c.summary_ms(lat)
+        out["inbox_by_variant"] = {k: c.summary_ms(v) for k, v in sorted(variants.items())}
 
         if not args.skip_drain:
             meter.begin()
@@ -315,22 +328,32 @@ async def main_async(args: argparse.Namespace, stack: c.Stack, out: dict[str, An
 
 def report(out: dict[str, Any]) -> None:
     f = out["fill"]
-    print(f"\n== open orders: {f['waiting']} waiting for approval after {f['seconds']} s"
-          f" ({f['orders_to_awaiting_per_s']} orders/s reach awaiting_approval)")
+    print(
+        f"\n== open orders: {f['waiting']} waiting for approval after {f['seconds']} s"
+        f" ({f['orders_to_awaiting_per_s']} orders/s reach awaiting_approval)"
+    )
     print(f"  start RPCs: {out.get('start_rpcs')}")
     print("  fill cpu: " + ", ".join(f"{k}={v}" for k, v in f.items() if k.endswith("_s")))
     print("  after fill: " + ", ".join(f"{k}={v}" for k, v in out["after_fill"].items()))
     print(f"  read model statuses: {out['read_model_statuses']}")
     print(c.fmt_lat("inbox", out["inbox"]) + "   [GET /approvals/inbox as dev-lead]")
+    for k, v in out.get("inbox_by_variant", {}).items():
+        print(c.fmt_lat("", v) + f"   [{k}]")
     print(f"  inbox query plan: {out['inbox_query_plan']}")
     if "drain" in out:
         d = out["drain"]
-        print(f"  drain: {d['approved_calls']} approvals, none left waiting after "
-              f"{d['until_none_waiting_seconds']} s ({d['approvals_per_s']}/s), codes "
-              f"{d['status_codes']}, left {d['left_waiting']}")
+        print(
+            f"  drain: {d['approved_calls']} approvals, none left waiting after "
+            f"{d['until_none_waiting_seconds']} s ({d['approvals_per_s']}/s), codes "
+            f"{d['status_codes']}, left {d['left_waiting']}"
+        )
         print(c.fmt_lat("approve", d["approve"]))
-        print("  drain cpu: " + ", ".join(f"{k}={v}" for k, v in d.items() if k.endswith("_s")
-                                          and k not in ("calls_seconds",)))
+        print(
+            "  drain cpu: "
+            + ", ".join(
+                f"{k}={v}" for k, v in d.items() if k.endswith("_s") and k not in ("calls_seconds",)
+            )
+        )
         print("  after drain: " + ", ".join(f"{k}={v}" for k, v in out["after_drain"].items()))
     print(f"  errors: {out['errors']}")
     print(f"  load: start {out['machine']['loadavg_start']} | end {out['loadavg_end']}")
@@ -338,7 +361,10 @@ def report(out: dict[str, Any]) -> None:
 
 def main() -> int:
     args = _args()
-    out: dict[str, Any] = {"machine": c.machine(), "args": {k: str(v) for k, v in vars(args).items()}}
+    out: dict[str, Any] = {
+        "machine": c.machine(),
+        "args": {k: str(v) for k, v in vars(args).items()},
+    }
     stack: c.Stack | None = None
     code = 1
     try:
