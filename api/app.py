@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from temporalio.client import Client
 
+from api.auth import KeyCache
 from api.errors import install_error_handlers
 from api.routes import approvals, health, orders
 from config import Settings, get_settings, load_policy
@@ -44,6 +45,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.approval_policy = approval_policy
+    app.state.key_cache = KeyCache()
     app.state.sessions = sessions
     app.state.client = client
     install_error_handlers(app)

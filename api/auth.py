@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -56,6 +57,30 @@ async def create_api_key(
             )
         )
     return key
+
+
+class KeyCache:
+    """Principals of recently seen keys, so a request costs no database read for auth.
+
+    A revoked key stops working within ``ttl`` seconds.
+    """
+
+    def __init__(self, ttl: float = 30.0, size: int = 10_000) -> None:
+        self._ttl, self._size = ttl, size
+        self._entries: dict[str, tuple[float, Principal]] = {}
+
+    async def authenticate(self, sessions: SessionFactory, key: str) -> Principal | None:
+        digest = hash_key(key)
+        now = time.monotonic()
+        hit = self._entries.get(digest)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        principal = await authenticate(sessions, key)
+        if principal is not None:
+            if len(self._entries) >= self._size:
+                self._entries.clear()
+            self._entries[digest] = (now + self._ttl, principal)
+        return principal
 
 
 async def authenticate(sessions: SessionFactory, key: str) -> Principal | None:

@@ -10,7 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
-from api.auth import Principal, Role, authenticate
+from api.auth import KeyCache, Principal, Role
 from api.errors import ApiError
 from api.orders import Orders
 from config import Settings
@@ -65,13 +65,15 @@ _bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bea
 
 
 async def _principal(
+    request: Request,
     sessions: SessionsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     challenge = {"WWW-Authenticate": "Bearer"}
     if credentials is None:
         raise ApiError(401, "unauthorized", "missing bearer API key", headers=challenge)
-    principal = await authenticate(sessions, credentials.credentials)
+    cache: KeyCache = request.app.state.key_cache
+    principal = await cache.authenticate(sessions, credentials.credentials)
     if principal is None:
         raise ApiError(401, "unauthorized", "unknown or revoked API key", headers=challenge)
     return principal

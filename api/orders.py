@@ -132,6 +132,17 @@ class Orders:
         async with self._sessions() as session:
             return await readmodel.get_order(session, order_id)
 
+    async def last_known(self, order_id: str) -> OrderView:
+        """The read model's last projection (no timeline); the engine only if it has none yet.
+
+        Cheap checks (e.g. before a carrier signal) use it; the order projects before it waits.
+        """
+        async with self._sessions() as session:
+            row = await readmodel.get_row(session, order_id)
+        if row is not None:
+            return OrderView.model_validate(row.snapshot)
+        return await self.get(order_id)
+
     async def get(self, order_id: str) -> OrderView:
         """Live state from the workflow; the read model once the order is closed."""
         async with self._sessions() as session:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from functools import partial
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
@@ -37,6 +37,7 @@ from workflows.recorder import (
     SYSTEM,
     OrderEnded,
     OrderRecorder,
+    StepFailure,
     error_message,
     error_type,
     refuse,
@@ -237,7 +238,7 @@ class ApprovalChain(OrderRecorder):
             actor=amend.actor,
             data={"revision": str(self._revision)},
         )
-        await self._activity("release_stock", StockRequest(order_id=view.id), int)
+        await self._activity("release_stock", StockRequest(order_id=view.id), int, local=True)
         await self._reserve_stock()
         if view.total > old_total:
             self._credit = await self._check_credit()
@@ -247,8 +248,8 @@ class ApprovalChain(OrderRecorder):
         lines = [StockLine(sku=ln.sku, quantity=ln.quantity) for ln in self._spec.lines]
         request = StockRequest(order_id=view.id, lines=lines, revision=self._revision)
         try:
-            await self._activity("reserve_stock", request)
-        except ActivityError as err:
+            await self._activity("reserve_stock", request, local=True)
+        except StepFailure as err:
             if error_type(err) == "OutOfStock":
                 raise OrderEnded(S.FAILED, "out_of_stock", error_message(err), "inventory") from err
             raise

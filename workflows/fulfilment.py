@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from domain.money import from_minor, to_minor
@@ -17,7 +16,14 @@ with workflow.unsafe.imports_passed_through():
         StockRequest,
     )
 
-from workflows.recorder import SYSTEM, OrderEnded, OrderRecorder, error_message, error_type
+from workflows.recorder import (
+    SYSTEM,
+    OrderEnded,
+    OrderRecorder,
+    StepFailure,
+    error_message,
+    error_type,
+)
 
 S = OrderStatus
 
@@ -90,7 +96,7 @@ class Fulfilment(OrderRecorder):
                 ChargeResult,
                 heartbeat=True,
             )
-        except ActivityError as err:
+        except StepFailure as err:
             if error_type(err) == "PaymentDeclined":
                 raise OrderEnded(
                     S.FAILED, "payment_declined", error_message(err), "payment-gateway"
@@ -137,7 +143,7 @@ class Fulfilment(OrderRecorder):
             # Status first, so a cancel arriving during the activity is refused.
             self._move(S.SHIPPED, "shipped", "Picked up by the carrier", actor=ev.actor, data=data)
             self._compensations.clear()  # goods left: returns are a separate process
-            await self._activity("ship_stock", StockRequest(order_id=view.id))
+            await self._activity("ship_stock", StockRequest(order_id=view.id), local=True)
         if ev.event is CarrierEventType.DELIVERED:
             view.shipment.delivered_at = ev.occurred_at or workflow.now()
             self._move(

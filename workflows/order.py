@@ -11,7 +11,7 @@ import asyncio
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from domain.money import from_minor
@@ -44,11 +44,14 @@ from workflows.recorder import (
     INVALID_COMMAND,
     SYSTEM,
     OrderEnded,
+    StepFailure,
     error_message,
     refuse,
 )
 
 S = OrderStatus
+# Orders started from here on project only when they wait and run cheap steps locally.
+LEAN_STEPS = "lean-steps-2026-11"
 __all__ = ["COMMAND_NOT_ALLOWED", "FORBIDDEN", "INVALID_COMMAND", "OrderWorkflow"]
 
 
@@ -82,6 +85,7 @@ class OrderWorkflow(ApprovalChain, Fulfilment):
 
     @workflow.run
     async def run(self, inp: StartOrderInput) -> OrderView:
+        self._lean = workflow.patched(LEAN_STEPS)
         self._event(
             "received",
             f"Order received: {self._view.total} {self._view.currency}",
@@ -91,7 +95,7 @@ class OrderWorkflow(ApprovalChain, Fulfilment):
             await self._process()
         except OrderEnded as end:
             await self._close(end)
-        except ActivityError as err:  # a step failed for good (non-retryable)
+        except StepFailure as err:  # a step failed for good (non-retryable)
             await self._close(OrderEnded(S.FAILED, "step_failed", error_message(err), SYSTEM))
         except asyncio.CancelledError:
             # Cancelled through Temporal itself (operator): compensate, then report cancellation.
@@ -111,6 +115,7 @@ class OrderWorkflow(ApprovalChain, Fulfilment):
                 order_id=view.id, customer_id=view.customer.id, currency=view.currency
             ),
             CreditReportResult,
+            local=True,
         )
         decision = decide_credit(
             score=report.score,
@@ -240,7 +245,7 @@ class OrderWorkflow(ApprovalChain, Fulfilment):
         opts: dict[str, Any] = {"retry": COMPENSATION_RETRY}
         if step == "release_stock":
             units = await self._activity(
-                "release_stock", StockRequest(order_id=view.id), int, **opts
+                "release_stock", StockRequest(order_id=view.id), int, local=True, **opts
             )
             if units:
                 self._event("stock_released", f"Released {units} reserved units")

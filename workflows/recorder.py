@@ -58,6 +58,9 @@ class OrderRecorder:
     _view: OrderView
     _unprojected: list[TimelineEvent]
     _cancel: CancelInput | None
+    # Lean orders (started by this code or later) project only when they wait and run cheap
+    # steps as local activities; orders started before keep their recorded behaviour.
+    _lean: bool = False
 
     def _require(self, action: Action) -> None:
         if action not in self._view.allowed_actions:
@@ -112,7 +115,9 @@ class OrderRecorder:
             )
 
     async def _checkpoint(self) -> None:
-        await self._flush()
+        """Between steps: honour a cancellation. Pre-lean orders also project here."""
+        if not self._lean:
+            await self._flush()
         self._check_cancel()
 
     def _actions(self, status: OrderStatus) -> list[Action]:
@@ -131,7 +136,8 @@ class OrderRecorder:
         """Wait until ``ready()`` or the timeout; project events meanwhile; honour cancellation."""
         deadline = None if timeout is None else workflow.now() + timeout
         while True:
-            await self._checkpoint()
+            await self._flush()  # the read model is current whenever the order waits
+            self._check_cancel()
             if ready():
                 return True
             remaining = None if deadline is None else deadline - workflow.now()
@@ -153,8 +159,19 @@ class OrderRecorder:
         *,
         heartbeat: bool = False,
         retry: RetryPolicy = FORWARD_RETRY,
+        local: bool = False,
     ) -> Any:
+        """An activity with the order's timeouts. ``local``: a cheap database step, run as a
+        local activity on lean orders (no task round trip through the server)."""
         policy = self._inp.policy
+        if local and self._lean:
+            return await workflow.execute_local_activity(
+                name,
+                arg,
+                result_type=result_type,
+                start_to_close_timeout=policy.activity_timeout,
+                retry_policy=retry,
+            )
         return await workflow.execute_activity(
             name,
             arg,
@@ -178,13 +195,27 @@ class OrderRecorder:
                 subject=subject,
                 body=body,
             ),
+            local=True,
         )
 
 
-def error_type(err: ActivityError) -> str | None:
-    cause = err.cause
-    return cause.type if isinstance(cause, ApplicationError) else None
+# A step that failed for good: activities raise ActivityError (the cause inside), local
+# activities the ApplicationError itself.
+StepFailure = (ActivityError, ApplicationError)
 
 
-def error_message(err: ActivityError) -> str:
-    return err.cause.message if isinstance(err.cause, ApplicationError) else str(err)
+def _application(err: BaseException) -> ApplicationError | None:
+    if isinstance(err, ApplicationError):
+        return err
+    cause = getattr(err, "cause", None)
+    return cause if isinstance(cause, ApplicationError) else None
+
+
+def error_type(err: BaseException) -> str | None:
+    app = _application(err)
+    return app.type if app else None
+
+
+def error_message(err: BaseException) -> str:
+    app = _application(err)
+    return app.message if app else str(err)

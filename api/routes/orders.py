@@ -219,7 +219,7 @@ async def shipment_event(
     order_id: OrderId, body: ShipmentEventRequest, principal: Webhook, orders: OrdersDep
 ) -> ShipmentEventAccepted:
     """Carrier webhook: a scan event, delivered to the order asynchronously."""
-    view = await orders.get(order_id)
+    view = await orders.last_known(order_id)
     if Action.SHIPMENT_EVENT not in view.allowed_actions:
         raise ApiError(
             409,
