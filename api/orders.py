@@ -197,7 +197,8 @@ class Orders:
                 update_handle.result(), timeout=self._settings.command_wait.total_seconds()
             )
             return view, True
-        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError, RPCError):
+            # Accepted, but the outcome is not known yet (slow, or the engine is restarting).
             return await self.get(order_id), False
         except WorkflowUpdateFailedError as exc:
             raise self._refused(exc) from exc

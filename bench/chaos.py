@@ -16,6 +16,7 @@ import contextlib
 import itertools
 import os
 import random
+import signal
 import sqlite3
 import sys
 import tempfile
@@ -98,14 +99,29 @@ class Driver:
                 raise TimeoutError(f"{order_id} stuck in {body['status']}")
             await asyncio.sleep(0.3)
 
-    async def command(self, order_id: str, action: str, who: str, body: dict[str, Any]) -> None:
-        """A command, retried with one Idempotency-Key so an outage never applies it twice."""
+    async def command(
+        self,
+        order_id: str,
+        action: str,
+        who: str,
+        body: dict[str, Any],
+        done: Callable[[dict[str, Any]], bool],
+    ) -> None:
+        """A command, sent again with the same Idempotency-Key until the order shows it
+        (an answer lost in an outage must not lose the command, nor apply it twice)."""
         key = {"Idempotency-Key": f"{action}-{who}-{order_id}"}
-        response = await self.call(
-            "POST", f"/orders/{order_id}/{action}", who, json=body, headers=key
-        )
-        if response.status_code not in (200, 202, 409):
-            self.errors[f"{action} {response.status_code}"] += 1
+        for attempt in range(100):
+            response = await self.call(
+                "POST", f"/orders/{order_id}/{action}", who, json=body, headers=key
+            )
+            self.errors[f"{action} answered {response.status_code}"] += 1
+            for _ in range(20):
+                current = await self.order(order_id)
+                if done(current) or current["status"] in TERMINAL:
+                    if attempt:
+                        self.errors[f"{action} sent again"] += attempt
+                    return
+                await asyncio.sleep(0.3)
 
 
 def _payload(scenario: str, n: int) -> dict[str, Any]:
@@ -169,24 +185,30 @@ async def drive(d: Driver, scenario: str, n: int) -> str:
         await scan("picked_up", at("shipped", "delivered", "completed"))
         await scan("delivered", at("delivered", "completed"))
 
+    def past(n_: int) -> Callable[[dict[str, Any]], bool]:
+        return lambda b: b["status"] != "awaiting_approval" or b["approval"]["current_level"] != n_
+
     if scenario == "multi_level":
         await d.until(oid, level(1))
-        await d.command(oid, "approve", "lead", {})
+        await d.command(oid, "approve", "lead", {}, past(1))
         await d.until(oid, level(2))
-        await d.command(oid, "approve", "manager", {})
+        await d.command(oid, "approve", "manager", {}, past(2))
         await deliver()
     elif scenario == "rejected":
         await d.until(oid, level(1))
-        await d.command(oid, "reject", "lead", {"reason": "chaos says no"})
+        await d.command(oid, "reject", "lead", {"reason": "chaos says no"}, past(1))
     elif scenario == "cancel_before_capture":
         await d.until(oid, at("awaiting_approval"))
-        await d.command(oid, "cancel", "support", {"reason": "before capture"})
+        await d.command(oid, "cancel", "support", {"reason": "before capture"}, at("cancelled"))
     elif scenario == "cancel_after_capture":
         await d.until(oid, at("fulfilling"))
-        await d.command(oid, "cancel", "support", {"reason": "after capture"})
+        await d.command(oid, "cancel", "support", {"reason": "after capture"}, at("cancelled"))
     elif scenario == "prepay_paid":
         body = await d.until(oid, at("awaiting_payment"))
-        await d.command(oid, "payments", "system", {"amount": body["total"], "token": "tr_ok"})
+        payment = {"amount": body["total"], "token": "tr_ok"}
+        await d.command(
+            oid, "payments", "system", payment, lambda b: b["status"] != "awaiting_payment"
+        )
         await deliver()
     elif scenario in ("auto_approved",):
         await deliver()
@@ -402,7 +424,10 @@ async def run(args: argparse.Namespace) -> int:
             print("faults injected:")
             for line in chaos.log:
                 print(f"  {line}")
-            print("transient errors seen by clients (retried):", dict(driver.errors) or "none")
+            print(
+                "answers and retries seen by clients:",
+                dict(sorted(driver.errors.items())) or "none",
+            )
             for exc in failures[:5]:
                 print(f"  driver failed: {type(exc).__name__}: {exc}")
             table = await check(sessions, client, orders)
@@ -420,6 +445,10 @@ async def run(args: argparse.Namespace) -> int:
     return code
 
 
+def _interrupt(_signo: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=2000)
@@ -429,6 +458,7 @@ def main() -> None:
     parser.add_argument("--var", help="state directory (default: a new temp dir)")
     parser.add_argument("--database-url", help="PostgreSQL URL instead of a SQLite file")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, _interrupt)  # clean up the server and worker on SIGTERM too
     code = 1
     with contextlib.suppress(KeyboardInterrupt):
         code = asyncio.run(run(args))
