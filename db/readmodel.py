@@ -50,11 +50,16 @@ async def project(session: AsyncSession, view: OrderView, events: list[TimelineE
     values = _order_values(view, seq)
     stmt = insert_for(session, OrderRow).values(**values)
     update_cols = {k: stmt.excluded[k] for k in values if k not in ("id", "created_at")}
+    # A closed order's projection is final: it wins even over rows a discarded (retried)
+    # workflow task wrote with higher sequence numbers, and removes their extra events.
+    newer = or_(OrderRow.seq <= stmt.excluded.seq, stmt.excluded.closed)
     applied = await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["id"], set_=update_cols, where=OrderRow.seq <= stmt.excluded.seq
-        )
+        stmt.on_conflict_do_update(index_elements=["id"], set_=update_cols, where=newer)
     )
+    if view.status.is_terminal:
+        await session.execute(
+            delete(TimelineRow).where(TimelineRow.order_id == view.id, TimelineRow.seq > seq)
+        )
     # Orders without a chain never had inbox rows (they leave the inbox before a chain empties).
     if applied.rowcount and view.approval.levels:  # type: ignore[attr-defined]
         await _sync_approvals(session, view)

@@ -61,13 +61,15 @@ class SimulatedCarrier:
         return Booking(carrier=existing.carrier, tracking_number=existing.tracking_number)
 
     async def cancel(self, *, order_id: str) -> bool:
+        """Cancel the order's booking; True if it is cancelled (now or by an earlier call)."""
         async with self._sessions.begin() as session:
-            result = await session.execute(
+            await session.execute(
                 update(ShipmentRow)
                 .where(ShipmentRow.order_id == order_id, ShipmentRow.status == "booked")
                 .values(status="cancelled")
             )
-            return bool(result.rowcount)  # type: ignore[attr-defined]
+            row = await session.get(ShipmentRow, order_id)
+            return row is not None and row.status == "cancelled"
 
     async def get(self, order_id: str) -> ShipmentRow | None:
         async with self._sessions() as session:

@@ -81,7 +81,8 @@ class SimulatedInventory:
                     raise
 
     async def release(self, order_id: str) -> int:
-        """Return reserved units to stock; the number of units released."""
+        """Return reserved units to stock. Returns the units of the order's latest reservation
+        that are released, by this call or an earlier one, so a retry answers the same."""
         return await self._settle(order_id, "released")
 
     async def ship(self, order_id: str) -> int:
@@ -89,7 +90,6 @@ class SimulatedInventory:
         return await self._settle(order_id, "shipped")
 
     async def _settle(self, order_id: str, new_state: str) -> int:
-        units = 0
         async with self._sessions.begin() as session:
             for row in await self._reservations(session, order_id):
                 claimed = await session.execute(
@@ -107,8 +107,9 @@ class SimulatedInventory:
                 await session.execute(
                     update(StockItemRow).where(StockItemRow.sku == row.sku).values(**values)
                 )
-                units += row.quantity
-        return units
+            rows = await self._reservations(session, order_id)
+        latest = max((r.revision for r in rows), default=None)
+        return sum(r.quantity for r in rows if r.revision == latest and r.state == new_state)
 
     @staticmethod
     async def _reservations(
