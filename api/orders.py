@@ -135,7 +135,8 @@ class Orders:
     async def last_known(self, order_id: str) -> OrderView:
         """The read model's last projection (no timeline); the engine only if it has none yet.
 
-        Cheap checks (e.g. before a carrier signal) use it; the order projects before it waits.
+        For cheap checks before a signal; it can be a step behind (an order projects when it
+        waits), so a negative answer should be confirmed with :meth:`get`.
         """
         async with self._sessions() as session:
             row = await readmodel.get_row(session, order_id)

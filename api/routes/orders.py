@@ -221,6 +221,8 @@ async def shipment_event(
     """Carrier webhook: a scan event, delivered to the order asynchronously."""
     view = await orders.last_known(order_id)
     if Action.SHIPMENT_EVENT not in view.allowed_actions:
+        view = await orders.get(order_id)  # the read model may be a step behind: ask the order
+    if Action.SHIPMENT_EVENT not in view.allowed_actions:
         raise ApiError(
             409,
             "command_not_allowed",
