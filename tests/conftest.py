@@ -123,6 +123,22 @@ def settings_overrides() -> dict[str, object]:
     return {}
 
 
+async def seeded_stack(client: Client, settings: Settings, sessions: SessionFactory) -> Stack:
+    """Simulators over ``sessions`` with stock on hand; no worker."""
+    inventory = SimulatedInventory(sessions)
+    await inventory.set_stock({"WIDGET-1": 1000, "GADGET-2": 50, "RARE-9": 1})
+    return Stack(
+        client=client,
+        settings=settings,
+        sessions=sessions,
+        inventory=inventory,
+        bureau=SimulatedBureau(sessions, default_score=700, default_limit=Decimal(50000)),
+        gateway=SimulatedGateway(sessions),
+        carrier=SimulatedCarrier(sessions),
+        mailer=OutboxMailer(sessions),
+    )
+
+
 @pytest.fixture
 async def bare_stack(
     temporal_env: WorkflowEnvironment,
@@ -132,18 +148,7 @@ async def bare_stack(
 ) -> Stack:
     """Settings, seeded simulators and a client, but no worker: the test runs its own."""
     settings = make_settings(database_url, **settings_overrides)
-    inventory = SimulatedInventory(sessions)
-    await inventory.set_stock({"WIDGET-1": 1000, "GADGET-2": 50, "RARE-9": 1})
-    return Stack(
-        client=temporal_env.client,
-        settings=settings,
-        sessions=sessions,
-        inventory=inventory,
-        bureau=SimulatedBureau(sessions, default_score=700, default_limit=Decimal(50000)),
-        gateway=SimulatedGateway(sessions),
-        carrier=SimulatedCarrier(sessions),
-        mailer=OutboxMailer(sessions),
-    )
+    return await seeded_stack(temporal_env.client, settings, sessions)
 
 
 @pytest.fixture

@@ -18,25 +18,20 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from api.app import create_app
 from config import Settings
 from db import readmodel
 from db.session import SessionFactory
 from domain.status import OrderStatus
-from integrations.carrier import SimulatedCarrier
-from integrations.credit import SimulatedBureau
 from integrations.inventory import SimulatedInventory
-from integrations.mail import OutboxMailer
 from integrations.payment import SimulatedGateway
-from tests.api.conftest import Api, create_keys
+from tests.api.conftest import Api, open_api
 from tests.api.flows import carrier, create, wait_status
-from tests.conftest import Stack, make_settings
+from tests.conftest import make_settings, seeded_stack
 from tests.factories import big_order
 from tests.helpers import eventually
 
@@ -125,23 +120,9 @@ async def api_without_worker(
     temporal_env: WorkflowEnvironment, settings: Settings, sessions: SessionFactory
 ) -> AsyncIterator[Api]:
     """The in-process API of tests/api, but no worker: the workers are the processes above."""
-    inventory = SimulatedInventory(sessions)
-    await inventory.set_stock({"WIDGET-1": 1000})
-    stack = Stack(
-        client=temporal_env.client,
-        settings=settings,
-        sessions=sessions,
-        inventory=inventory,
-        bureau=SimulatedBureau(sessions, default_score=700, default_limit=Decimal(50000)),
-        gateway=SimulatedGateway(sessions),
-        carrier=SimulatedCarrier(sessions),
-        mailer=OutboxMailer(sessions),
-    )
-    app = create_app(settings, client=temporal_env.client, sessions=sessions)
-    keys = await create_keys(sessions)
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://orderly.test") as http:
-        yield Api(http=http, keys=keys, stack=stack)
+    stack = await seeded_stack(temporal_env.client, settings, sessions)
+    async with open_api(stack) as api:
+        yield api
 
 
 async def projected_status(sessions: SessionFactory, order_id: str) -> str | None:

@@ -22,12 +22,7 @@ from db.session import make_engine, make_sessionmaker
 from domain.order import OrderLine
 from domain.status import OrderStatus
 from domain.view import OrderView
-from integrations.carrier import SimulatedCarrier
-from integrations.credit import SimulatedBureau
-from integrations.inventory import SimulatedInventory
-from integrations.mail import OutboxMailer
-from integrations.payment import SimulatedGateway
-from tests.conftest import Stack, binary, make_settings
+from tests.conftest import Stack, binary, make_settings, seeded_stack
 from tests.factories import order_spec
 from tests.helpers import deliver, start_order, wait_status
 from worker import build_worker
@@ -126,18 +121,7 @@ async def record() -> None:
             await conn.run_sync(Base.metadata.create_all)
         sessions = make_sessionmaker(engine)
         settings = make_settings(url)
-        inventory = SimulatedInventory(sessions)
-        await inventory.set_stock({"WIDGET-1": 10_000})
-        stack = Stack(
-            client=env.client,
-            settings=settings,
-            sessions=sessions,
-            inventory=inventory,
-            bureau=SimulatedBureau(sessions, default_score=700, default_limit=Decimal(50000)),
-            gateway=SimulatedGateway(sessions),
-            carrier=SimulatedCarrier(sessions),
-            mailer=OutboxMailer(sessions),
-        )
+        stack = await seeded_stack(env.client, settings, sessions)
         async with build_worker(env.client, settings, sessions):
             for name, scenario in SCENARIOS.items():
                 handle = await scenario(stack)
