@@ -83,9 +83,6 @@ class Settings(BaseSettings):
         default=0.0, ge=0, description="Seconds each carrier call takes."
     )
 
-    # Local development
-    dev_keys_file: Path = ROOT / "var" / "dev-api-keys.json"
-
 
 def get_settings() -> Settings:
     return Settings()
