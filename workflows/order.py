@@ -52,6 +52,8 @@ from workflows.recorder import (
 S = OrderStatus
 # Orders started from here on project only when they wait and run cheap steps locally.
 LEAN_STEPS = "lean-steps-2026-11"
+# ... and project a fixed number of times, whatever update handlers did meanwhile.
+STEADY_PROJECTION = "steady-projection-2026-11"
 __all__ = ["COMMAND_NOT_ALLOWED", "FORBIDDEN", "INVALID_COMMAND", "OrderWorkflow"]
 
 
@@ -86,6 +88,7 @@ class OrderWorkflow(ApprovalChain, Fulfilment):
     @workflow.run
     async def run(self, inp: StartOrderInput) -> OrderView:
         self._lean = workflow.patched(LEAN_STEPS)
+        self._steady = self._lean and workflow.patched(STEADY_PROJECTION)
         self._event(
             "received",
             f"Order received: {self._view.total} {self._view.currency}",
@@ -100,6 +103,8 @@ class OrderWorkflow(ApprovalChain, Fulfilment):
         except asyncio.CancelledError:
             # Cancelled through Temporal itself (operator): compensate, then report cancellation.
             await self._close(OrderEnded(S.CANCELLED, "cancelled", "workflow cancelled", SYSTEM))
+            if self._steady:
+                await self._flush()
             raise
         await self._flush()
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -238,7 +243,8 @@ class OrderWorkflow(ApprovalChain, Fulfilment):
         # Terminal only once every side effect is done.
         view.closure = Closure(reason=end.reason, by=end.actor, at=workflow.now())
         self._move(end.status, end.event, f"Order {end.status}: {end.reason}", actor=end.actor)
-        await self._flush()
+        if not self._steady:  # steady orders project once more when run() returns
+            await self._flush()
 
     async def _compensate(self, step: str) -> None:
         view = self._view

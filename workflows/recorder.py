@@ -61,6 +61,8 @@ class OrderRecorder:
     # Lean orders (started by this code or later) project only when they wait and run cheap
     # steps as local activities; orders started before keep their recorded behaviour.
     _lean: bool = False
+    # Steady orders project a fixed number of times (see _flush); set with _lean.
+    _steady: bool = False
 
     def _require(self, action: Action) -> None:
         if action not in self._view.allowed_actions:
@@ -101,18 +103,27 @@ class OrderRecorder:
         self._event(type_, message, actor=actor, data=data)
 
     async def _flush(self) -> None:
-        """Project the events recorded since the last flush into the read model."""
+        """Project the events recorded since the last flush into the read model.
+
+        Steady orders run exactly one projection per call, whatever is pending: how many
+        events an update handler added while a local activity ran depends on timing that a
+        replay does not reproduce, so the number of projections must not depend on it.
+        """
+        if self._steady:
+            await self._project()
+            return
         while self._unprojected:
-            events, self._unprojected = self._unprojected, []
-            snapshot = self._view.model_copy(update={"timeline": []})
-            await workflow.execute_local_activity(
-                "project_order",
-                ProjectRequest(view=snapshot, events=events),
-                start_to_close_timeout=timedelta(seconds=10),
-                retry_policy=RetryPolicy(
-                    maximum_interval=timedelta(seconds=10), maximum_attempts=0
-                ),
-            )
+            await self._project()
+
+    async def _project(self) -> None:
+        events, self._unprojected = self._unprojected, []
+        snapshot = self._view.model_copy(update={"timeline": []})
+        await workflow.execute_local_activity(
+            "project_order",
+            ProjectRequest(view=snapshot, events=events),
+            start_to_close_timeout=timedelta(seconds=10),
+            retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10), maximum_attempts=0),
+        )
 
     async def _checkpoint(self) -> None:
         """Between steps: honour a cancellation. Pre-lean orders also project here."""
@@ -135,8 +146,11 @@ class OrderRecorder:
     async def _wait_for(self, ready: Callable[[], bool], timeout: timedelta | None = None) -> bool:
         """Wait until ``ready()`` or the timeout; project events meanwhile; honour cancellation."""
         deadline = None if timeout is None else workflow.now() + timeout
+        if self._steady:
+            await self._flush()  # once: the read model is current when the order waits
         while True:
-            await self._flush()  # the read model is current whenever the order waits
+            if not self._steady:
+                await self._flush()
             self._check_cancel()
             if ready():
                 return True
@@ -145,7 +159,11 @@ class OrderRecorder:
                 return False
             try:
                 await workflow.wait_condition(
-                    lambda: ready() or bool(self._unprojected) or self._cancel_due(),
+                    lambda: (
+                        ready()
+                        or self._cancel_due()
+                        or (not self._steady and bool(self._unprojected))
+                    ),
                     timeout=remaining,
                 )
             except TimeoutError:
