@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import re
 from collections.abc import Collection
 from datetime import datetime
 from decimal import Decimal
@@ -13,9 +11,7 @@ from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import ApprovalConflictRow, ApprovalInboxRow
-from db.readmodel import BadCursor
-
-_ID = re.compile(r"^[A-Za-z0-9-]{1,32}$")
+from db.readmodel import decode_cursor, encode_cursor
 
 
 class InboxEntry(BaseModel):
@@ -30,22 +26,6 @@ class InboxEntry(BaseModel):
     customer_tier: str
     total: Decimal
     currency: str
-
-
-def _cursor(entry: InboxEntry) -> str:
-    raw = f"{entry.waiting_since.isoformat()}|{entry.order_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        at, order_id = raw.split("|", 1)
-        if not _ID.match(order_id):
-            raise ValueError("bad order id")
-        return datetime.fromisoformat(at), order_id
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadCursor("cursor is not one this API returned") from exc
 
 
 async def inbox(
@@ -84,11 +64,12 @@ async def inbox(
     if tier is not None:
         stmt = stmt.where(row.customer_tier == tier)
     if cursor:
-        at, order_id = _decode(cursor)
+        at, order_id = decode_cursor(cursor)
         stmt = stmt.where(
             or_(row.waiting_since > at, and_(row.waiting_since == at, row.order_id > order_id))
         )
     stmt = stmt.order_by(row.waiting_since, row.order_id).limit(limit + 1)
     entries = [InboxEntry.model_validate(r._asdict()) for r in await session.execute(stmt)]
-    next_cursor = _cursor(entries[limit - 1]) if len(entries) > limit else None
+    last = entries[limit - 1] if len(entries) > limit else None
+    next_cursor = encode_cursor(last.waiting_since, last.order_id) if last else None
     return entries[:limit], next_cursor

@@ -180,8 +180,9 @@ class BadCursor(ValueError):
     pass
 
 
-def encode_cursor(row: OrderRow) -> str:
-    raw = f"{row.created_at.isoformat()}|{row.id}".encode()
+def encode_cursor(at: datetime, order_id: str) -> str:
+    """An opaque keyset cursor for a (time, order id) position."""
+    raw = f"{at.isoformat()}|{order_id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -216,5 +217,6 @@ async def list_orders(
         )
     stmt = stmt.order_by(OrderRow.created_at.desc(), OrderRow.id.desc()).limit(limit + 1)
     rows = list(await session.scalars(stmt))
-    next_cursor = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
+    last = rows[limit - 1] if len(rows) > limit else None
+    next_cursor = encode_cursor(last.created_at, last.id) if last else None
     return rows[:limit], next_cursor
