@@ -65,6 +65,11 @@ class Settings(BaseSettings):
         default=timedelta(seconds=10), description="Heartbeat timeout of slow external calls."
     )
     max_cached_workflows: int = Field(default=2000, ge=0)
+    strict_sandbox: bool = Field(
+        default=False,
+        description="Re-import workflow code for every order so the sandbox checks every call "
+        "it makes (slower, more memory per cached order); the test suite runs with it.",
+    )
     command_wait: timedelta = Field(
         default=timedelta(seconds=20),
         description="How long the API waits for a command to finish before answering 202.",

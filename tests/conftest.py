@@ -98,6 +98,7 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "task_queue": f"orders-{uuid.uuid4().hex[:8]}",
         "activity_timeout": timedelta(seconds=10),
         "activity_heartbeat": timedelta(seconds=3),
+        "strict_sandbox": True,  # every call workflow code makes is checked
         **overrides,
     }
     return Settings.model_validate(values)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from temporalio.client import WorkflowHandle
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHandle, WorkflowHistory
 
 from config import load_policy
 from domain.order import OrderSpec, new_order_id
@@ -79,3 +81,26 @@ async def deliver(handle: WorkflowHandle[OrderWorkflow, OrderView]) -> None:
         await handle.signal(
             OrderWorkflow.carrier_event, CarrierEventInput(actor="carrier-simex", event=event)
         )
+
+
+def completed_attempts(history: WorkflowHistory) -> dict[str, list[int]]:
+    """Activity type -> the attempt number of each completed run, regular or local.
+
+    Regular activities record it on their started event; local ones in their marker's data.
+    """
+    scheduled: dict[int, str] = {}
+    attempts: dict[str, list[int]] = {}
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            attrs = event.activity_task_scheduled_event_attributes
+            scheduled[event.event_id] = attrs.activity_type.name
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+            started = event.activity_task_started_event_attributes
+            attempts.setdefault(scheduled[started.scheduled_event_id], []).append(started.attempt)
+        elif event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
+            marker = event.marker_recorded_event_attributes
+            if marker.marker_name == "core_local_activity":
+                data = json.loads(marker.details["data"].payloads[0].data)
+                attempts.setdefault(data["activity_type"], []).append(data["attempt"])
+    return attempts
+

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from temporalio.api.enums.v1 import EventType
 
 from domain.status import OrderStatus
 from tests.conftest import Stack
-from tests.helpers import start_order, wait_status
+from tests.helpers import completed_attempts, start_order, wait_status
 from workflows.contracts import CarrierEventInput, CarrierEventType
 from workflows.order import OrderWorkflow
 
@@ -23,13 +22,8 @@ async def test_gateway_timeouts_are_retried_and_capture_once(stack: Stack) -> No
     handle = await start_order(stack)
     view = await wait_status(handle, S.FULFILLING)
     assert await stack.gateway.totals(view.id) == {"capture": 3998, "refund": 0}
-    history = await handle.fetch_history()
-    attempts = [
-        e.activity_task_started_event_attributes.attempt
-        for e in history.events
-        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
-    ]
-    assert 3 in attempts  # two simulated timeouts, then success
+    attempts = completed_attempts(await handle.fetch_history())
+    assert attempts["capture_payment"] == [3]  # two simulated timeouts, then success
 
     # A carrier exception is recorded in the timeline with its note.
     await handle.signal(
