@@ -28,6 +28,7 @@ from db.models import IdempotencyKeyRow
 from db.session import SessionFactory
 from domain.approval import ApprovalPolicy
 from domain.order import OrderSpec, new_order_id
+from domain.status import OrderStatus
 from domain.view import OrderView
 from workflows.client import order_policy
 from workflows.contracts import StartOrderInput
@@ -142,6 +143,28 @@ class Orders:
             row = await readmodel.get_row(session, order_id)
         if row is not None:
             return OrderView.model_validate(row.snapshot)
+        return await self.get(order_id)
+
+    async def wait(self, order_id: str, statuses: set[OrderStatus], timeout: float) -> OrderView:
+        """Long poll: the live view once the order rests in one of ``statuses`` or has closed,
+        or when ``timeout`` seconds have passed, whichever comes first.
+
+        Watches the read model (one indexed read per check, backing off to 0.5 s), which records
+        every resting and terminal status, so the engine is asked once, at the end.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        pause = 0.05
+        while True:
+            async with self._sessions() as session:
+                current = await readmodel.get_status(session, order_id)
+            if current is None or current in statuses or current.is_terminal:
+                break
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            await asyncio.sleep(min(pause, left))
+            pause = min(pause * 1.5, 0.5)
         return await self.get(order_id)
 
     async def get(self, order_id: str) -> OrderView:

@@ -4,9 +4,11 @@ By default starts its own stack exactly like ``make run`` (``devstack.py``: Temp
 with SQLite WAL, ``worker.py``, uvicorn API) in a temp var dir on free ports, and stops it after.
 With ``--api/--temporal`` it drives a running stack instead.
 
-Each order: POST /orders (Idempotency-Key) -> [poll until awaiting_approval, approve each
-level with the matching dev approver key] -> poll until fulfilling -> shipment events
-picked_up, in_transit, delivered -> poll until completed. GET /orders (list) runs alongside.
+Each order: POST /orders (Idempotency-Key) -> one GET (a support lookup: a workflow query) ->
+[wait until awaiting_approval, approve each level with the matching dev approver key] -> wait
+until fulfilling -> shipment events picked_up, in_transit, delivered -> wait until completed.
+GET /orders (list) runs alongside. Waiting is a long poll (GET /orders/{id}?wait_for=...), as a
+system integrating with the API would wait; ``--wait-mode poll`` polls plain GETs instead.
 Baseline: the same number of no-op workflows at the same concurrency, on the same server, run
 by a worker inside this process on its own task queue.
 
@@ -56,7 +58,13 @@ def _args() -> argparse.Namespace:
     p.add_argument("--small-amount", default="49.90", help="EUR of small orders")
     p.add_argument("--big-amount", default="6500.00", help="EUR of approval orders (L1 only)")
     p.add_argument("--warmup", type=int, default=10, help="untimed orders first (default 10)")
-    p.add_argument("--poll-interval", type=float, default=0.1, help="seconds between GETs")
+    p.add_argument(
+        "--wait-mode",
+        choices=("long-poll", "poll"),
+        default="long-poll",
+        help="how the client waits for a status (default long-poll: GET ?wait_for=)",
+    )
+    p.add_argument("--poll-interval", type=float, default=0.1, help="seconds between GET polls")
     p.add_argument("--list-interval", type=float, default=0.5, help="seconds between lists")
     p.add_argument("--order-timeout", type=float, default=180, help="seconds per order")
     p.add_argument("--skip-baseline", action="store_true")
@@ -120,9 +128,17 @@ class Run:
     async def poll(
         self, http: httpx.AsyncClient, oid: str, want: set[str], deadline: float
     ) -> dict[str, Any]:
+        long_poll = self.args.wait_mode == "long-poll"
         while True:
             self.polls += 1
-            resp = await self.call(http, "get", "GET", f"/orders/{oid}", "dev-system")
+            if long_poll:
+                left = max(deadline - time.monotonic(), 0.1)
+                params = {"wait_for": sorted(want), "wait": min(left, 30)}
+                resp = await self.call(
+                    http, "wait", "GET", f"/orders/{oid}", "dev-system", params=params
+                )
+            else:
+                resp = await self.call(http, "get", "GET", f"/orders/{oid}", "dev-system")
             if resp.status_code == 200:
                 view: dict[str, Any] = resp.json()
                 if view["status"] in want:
@@ -131,7 +147,8 @@ class Run:
                     raise RuntimeError(f"{oid} ended {view['status']}: {view.get('closure')}")
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{oid} not in {want} after the order timeout")
-            await asyncio.sleep(self.args.poll_interval)
+            if not long_poll:
+                await asyncio.sleep(self.args.poll_interval)
 
     async def order(self, http: httpx.AsyncClient, i: int, big: bool) -> None:
         a = self.args
@@ -153,6 +170,8 @@ class Run:
             raise RuntimeError(f"create {resp.status_code}")
         oid = resp.json()["id"]
         self.sample_ids.setdefault("approval" if big else "small", oid)
+        if a.wait_mode == "long-poll":  # a support lookup: one live query per order
+            await self.call(http, "get", "GET", f"/orders/{oid}", "dev-system")
         view = await self.poll(http, oid, {"awaiting_approval", "fulfilling"}, deadline)
         t_ready = time.monotonic()
         if view["status"] == "awaiting_approval":
@@ -326,7 +345,7 @@ async def main_async(args: argparse.Namespace, stack: c.Stack, out: dict[str, An
     print(f"stack: api={stack.api} temporal={stack.temporal} pids={stack.pids}")
     print(
         f"orders={args.orders} concurrency={args.concurrency} approval_share={args.approval_share}"
-        f" poll_interval={args.poll_interval}s sku={args.sku}"
+        f" wait_mode={args.wait_mode} poll_interval={args.poll_interval}s sku={args.sku}"
     )
     if args.warmup:
         await run.orders(args.warmup, offset=10_000_000)
@@ -414,7 +433,7 @@ def report(out: dict[str, Any]) -> None:
             f"{out['cpu_per_baseline_workflow_s']} s  -> CPU-cost ratio {out['cpu_cost_ratio']}"
             " (load-independent)"
         )
-    print(f"  GET polls            {o['get_polls']} ({o['polls_per_order']} per order)")
+    print(f"  GET waits or polls   {o['get_polls']} ({o['polls_per_order']} per order)")
     print("latency (HTTP round trip as the client sees it):")
     for k, s in out["latency"].items():
         print(c.fmt_lat(k, s))

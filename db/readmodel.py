@@ -132,6 +132,12 @@ async def get_row(session: AsyncSession, order_id: str) -> OrderRow | None:
     return await session.get(OrderRow, order_id)
 
 
+async def get_status(session: AsyncSession, order_id: str) -> OrderStatus | None:
+    """Only the recorded status: the cheap read a long poll repeats."""
+    value = await session.scalar(select(OrderRow.status).where(OrderRow.id == order_id))
+    return None if value is None else OrderStatus(value)
+
+
 async def get_timeline(session: AsyncSession, order_id: str) -> list[TimelineEvent]:
     result = await session.scalars(
         select(TimelineRow).where(TimelineRow.order_id == order_id).order_by(TimelineRow.seq)

@@ -46,6 +46,11 @@ class RefundState(StrEnum):
 
 S = OrderStatus
 TERMINAL: frozenset[OrderStatus] = frozenset({S.COMPLETED, S.CANCELLED, S.REJECTED, S.FAILED})
+# Where an order waits for someone (approver, sales, customer, carrier): the read model always
+# records these; the others are passed through on the way, often within one workflow task.
+RESTING: frozenset[OrderStatus] = frozenset(
+    {S.AWAITING_APPROVAL, S.CHANGES_REQUESTED, S.AWAITING_PAYMENT, S.FULFILLING, S.SHIPPED}
+)
 
 TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     S.RECEIVED: frozenset({S.CREDIT_CHECK, S.CANCELLED}),

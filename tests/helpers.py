@@ -103,4 +103,3 @@ def completed_attempts(history: WorkflowHistory) -> dict[str, list[int]]:
                 data = json.loads(marker.details["data"].payloads[0].data)
                 attempts.setdefault(data["activity_type"], []).append(data["attempt"])
     return attempts
-

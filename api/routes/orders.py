@@ -22,7 +22,7 @@ from api.schemas import (
 )
 from db import readmodel
 from domain.order import OrderSpec
-from domain.status import Action, OrderStatus
+from domain.status import RESTING, TERMINAL, Action, OrderStatus
 from domain.view import OrderView
 from workflows.contracts import (
     CancelInput,
@@ -142,10 +142,44 @@ async def list_orders(
     return OrderPage(items=items, next_cursor=next_cursor)
 
 
+WaitFor = Annotated[
+    list[OrderStatus] | None,
+    Query(
+        description="Long poll: answer once the order rests in one of these statuses "
+        f"({', '.join(sorted(RESTING))}) or has closed, or when `wait` seconds have passed.",
+    ),
+]
+Wait = Annotated[float, Query(gt=0, le=60, description="Seconds to wait at most with `wait_for`.")]
+
+
 @router.get("/{order_id}", response_model=OrderView)
-async def get_order(order_id: OrderId, _: PrincipalDep, orders: OrdersDep) -> OrderView:
-    """Live status, allowed actions and timeline of one order."""
-    return await orders.get(order_id)
+async def get_order(
+    order_id: OrderId,
+    _: PrincipalDep,
+    orders: OrdersDep,
+    wait_for: WaitFor = None,
+    wait: Wait = 20,
+) -> OrderView:
+    """Live status, allowed actions and timeline of one order.
+
+    With `wait_for`, the answer comes once the order reaches one of those statuses, closes, or
+    `wait` runs out: check `status` in the answer. Cheaper than polling for systems that wait.
+    """
+    if not wait_for:
+        return await orders.get(order_id)
+    passing = sorted(set(wait_for) - RESTING - TERMINAL)
+    if passing:
+        reason = (
+            f"{', '.join(passing)}: orders pass through without waiting there; "
+            f"wait for one of {', '.join(sorted(RESTING | TERMINAL))}"
+        )
+        raise ApiError(
+            422,
+            "invalid_input",
+            f"query.wait_for: {reason}",
+            fields=[{"field": "query.wait_for", "reason": reason}],
+        )
+    return await orders.wait(order_id, set(wait_for), wait)
 
 
 @router.get("/{order_id}/timeline", response_model=Timeline)

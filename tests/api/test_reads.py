@@ -86,3 +86,66 @@ async def test_healthz_reports_components(api: Api) -> None:
     response = await api.http.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "api": "ok", "temporal": "ok", "database": "ok"}
+
+
+async def test_get_waits_for_a_resting_status(api: Api) -> None:
+    small = await create(api, order_payload())
+    big = await create(api, big_order())
+
+    # One call instead of a polling loop: it answers once the order rests in the status.
+    response = await api.http.get(
+        f"/orders/{small['id']}",
+        params={"wait_for": ["awaiting_approval", "fulfilling"], "wait": 30},
+        headers=api.auth("support-1"),
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "fulfilling"
+    assert response.json()["shipment"]["tracking_number"]
+
+    # Never reached within the wait: the current live state, still 200.
+    waiting = await wait_status(api, big["id"], S.AWAITING_APPROVAL)
+    timed_out = await api.http.get(
+        f"/orders/{big['id']}",
+        params={"wait_for": "completed", "wait": 0.3},
+        headers=api.auth("support-1"),
+    )
+    assert timed_out.status_code == 200
+    assert timed_out.json()["status"] == "awaiting_approval"
+    assert timed_out.json()["timeline"] == waiting["timeline"]
+
+    # A closed order answers at once, whatever was waited for.
+    await api.http.post(
+        f"/orders/{big['id']}/reject", json={"reason": "no"}, headers=api.auth("lead-1")
+    )
+    closed = await api.http.get(
+        f"/orders/{big['id']}",
+        params={"wait_for": "fulfilling", "wait": 30},
+        headers=api.auth("support-1"),
+    )
+    assert closed.json()["status"] == "rejected"
+
+
+async def test_get_wait_for_refuses_statuses_orders_pass_through(api: Api) -> None:
+    order = await create(api, order_payload())
+    for params, field in (
+        ({"wait_for": "paid"}, "query.wait_for"),
+        ({"wait_for": "lost"}, "query.wait_for"),
+        ({"wait_for": "fulfilling", "wait": "0"}, "query.wait"),
+        ({"wait_for": "fulfilling", "wait": "61"}, "query.wait"),
+    ):
+        response = await api.http.get(
+            f"/orders/{order['id']}", params=params, headers=api.auth("support-1")
+        )
+        assert response.status_code == 422, (params, response.text)
+        error = response.json()["error"]
+        assert error["fields"][0]["field"].startswith(field), (params, error)
+    paid = await api.http.get(
+        f"/orders/{order['id']}", params={"wait_for": "paid"}, headers=api.auth("support-1")
+    )
+    assert "wait for one of" in paid.json()["error"]["message"]
+    missing = await api.http.get(
+        "/orders/SO-20260101-NONE1",
+        params={"wait_for": "fulfilling", "wait": 1},
+        headers=api.auth("support-1"),
+    )
+    assert missing.status_code == 404
