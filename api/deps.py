@@ -1,4 +1,7 @@
-"""FastAPI dependencies: settings, database sessions, the Temporal client, the caller."""
+"""FastAPI dependencies: settings, database sessions, the Temporal client, the caller.
+
+All are ``async def``: FastAPI runs plain ``def`` dependencies in a thread pool, a thread hop
+per dependency and request for what is an attribute lookup."""
 
 from __future__ import annotations
 
@@ -18,22 +21,22 @@ from db.session import SessionFactory
 from domain.approval import ApprovalPolicy
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def _sessions(request: Request) -> SessionFactory:
+async def _sessions(request: Request) -> SessionFactory:
     sessions: SessionFactory = request.app.state.sessions
     return sessions
 
 
-def _approval_policy(request: Request) -> ApprovalPolicy:
+async def _approval_policy(request: Request) -> ApprovalPolicy:
     policy: ApprovalPolicy = request.app.state.approval_policy
     return policy
 
 
-def _client(request: Request) -> Client:
+async def _client(request: Request) -> Client:
     client: Client = request.app.state.client
     return client
 
@@ -53,7 +56,7 @@ ClientDep = Annotated[Client, Depends(_client)]
 ApprovalPolicyDep = Annotated[ApprovalPolicy, Depends(_approval_policy)]
 
 
-def _orders(
+async def _orders(
     client: ClientDep, sessions: SessionsDep, settings: SettingsDep, policy: ApprovalPolicyDep
 ) -> Orders:
     return Orders(client, sessions, settings, policy)
