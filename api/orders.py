@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import random
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
     WorkflowHandle,
+    WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
     WorkflowUpdateStage,
@@ -35,10 +39,28 @@ from workflows.contracts import StartOrderInput
 from workflows.order import COMMAND_NOT_ALLOWED, FORBIDDEN, INVALID_COMMAND, OrderWorkflow
 
 OrderHandle = WorkflowHandle[OrderWorkflow, OrderView]
+log = logging.getLogger("orderly.api")
 
 
 def _unavailable(exc: Exception) -> ApiError:
     return ApiError(503, "unavailable", f"order engine unavailable, retry later: {exc}")
+
+
+# Memo key on each order workflow: which create call started it (see Orders.create).
+CREATION_MEMO = "creation"
+ID_ATTEMPTS = 8
+
+
+class _IdTaken(Exception):
+    """The generated order id already belongs to another order."""
+
+
+def _new_id(now: datetime) -> str:
+    return new_order_id(now.date(), random.SystemRandom())
+
+
+def _ids_exhausted() -> ApiError:
+    return ApiError(503, "unavailable", "could not allocate a free order id, retry later")
 
 
 class Orders:
@@ -65,23 +87,32 @@ class Orders:
         """Start an order; returns its view and whether it was created by this call.
 
         With an idempotency key the key is recorded before the workflow starts, so a retry after
-        any failure finds the same order id and (re)starts it: nothing accepted is lost.
+        any failure finds the same order id and (re)starts it: nothing accepted is lost. Order
+        ids are short and random, so one can already belong to another order: then the order
+        gets a fresh id (and the key follows it), never the other order's.
         """
         now = datetime.now(UTC)
-        order_id = new_order_id(now.date(), random.SystemRandom())
         if idempotency_key is None:
-            return await self._start(order_id, spec, created_by, now), True
+            token = uuid.uuid4().hex
+            for _ in range(ID_ATTEMPTS):
+                try:
+                    return await self._start(_new_id(now), spec, created_by, now, token), True
+                except _IdTaken:
+                    continue
+            raise _ids_exhausted()
         request_hash = hashlib.sha256(spec.model_dump_json().encode()).hexdigest()
+        token = hashlib.sha256(f"{created_by}\0{idempotency_key}".encode()).hexdigest()[:32]
         row = IdempotencyKeyRow(
             principal=created_by,
             key=idempotency_key,
             request_hash=request_hash,
-            order_id=order_id,
+            order_id=_new_id(now),
             created_at=now,
         )
         try:
             async with self._sessions.begin() as session:
                 session.add(row)
+            order_id, at, created = row.order_id, now, True
         except IntegrityError:
             async with self._sessions() as session:
                 found = await session.get(IdempotencyKeyRow, (created_by, idempotency_key))
@@ -93,15 +124,38 @@ class Orders:
                     "idempotency_conflict",
                     "Idempotency-Key was already used with a different request body",
                 ) from None
-            existing = await self._read_model(found.order_id)
-            if existing is not None:
-                return await self.get(found.order_id), False
-            # The first attempt stopped before the order was recorded: finish it now.
-            return await self._start(found.order_id, spec, created_by, found.created_at), False
-        return await self._start(order_id, spec, created_by, now), True
+            order_id, at, created = found.order_id, found.created_at, False
+            if await self._read_model(order_id) is not None and await self._started_by(
+                order_id, token
+            ):
+                return await self.get(order_id), False
+        # The first attempt may have stopped before the order started: (re)start it now.
+        for _ in range(ID_ATTEMPTS):
+            try:
+                return await self._start(order_id, spec, created_by, at, token), created
+            except _IdTaken:
+                order_id = _new_id(now)
+                async with self._sessions.begin() as session:
+                    await session.execute(
+                        update(IdempotencyKeyRow)
+                        .where(IdempotencyKeyRow.principal == created_by)
+                        .where(IdempotencyKeyRow.key == idempotency_key)
+                        .values(order_id=order_id)
+                    )
+        raise _ids_exhausted()
+
+    async def _started_by(self, order_id: str, token: str) -> bool:
+        """Whether the order with this id was started by the create call that holds ``token``
+        (orders started before tokens existed count as such)."""
+        try:
+            desc = await self.handle(order_id).describe()
+            started_with = await desc.memo_value(CREATION_MEMO, None)
+        except RPCError as exc:
+            raise _unavailable(exc) from exc
+        return started_with is None or started_with == token
 
     async def _start(
-        self, order_id: str, spec: OrderSpec, created_by: str, at: datetime
+        self, order_id: str, spec: OrderSpec, created_by: str, at: datetime, token: str
     ) -> OrderView:
         inp = StartOrderInput(
             order_id=order_id,
@@ -117,9 +171,12 @@ class Orders:
                 id=order_id,
                 task_queue=self._settings.task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                memo={CREATION_MEMO: token},
             )
         except WorkflowAlreadyStartedError:
-            pass  # a retry of a start that went through
+            if not await self._started_by(order_id, token):
+                raise _IdTaken(order_id) from None
+            # else: a retry of a start that went through
         except RPCError as exc:
             raise _unavailable(exc) from exc
         view = OrderView.new(order_id, spec, created_by, at)
@@ -183,6 +240,12 @@ class Orders:
             if row is None:
                 if exc.status == RPCStatusCode.NOT_FOUND:
                     raise not_found(f"order {order_id}") from exc
+                raise _unavailable(exc) from exc
+        except WorkflowQueryFailedError as exc:
+            # The worker could not answer (e.g. its replay of the order failed): the order's
+            # own tasks are retried by Temporal; the caller gets the last projection meanwhile.
+            log.warning("query of %s failed: %s", order_id, exc)
+            if row is None:
                 raise _unavailable(exc) from exc
         # The engine cannot answer now (or no longer keeps it): serve the last projection.
         fallback = await self._read_model(order_id)

@@ -54,6 +54,10 @@ S = OrderStatus
 LEAN_STEPS = "lean-steps-2026-11"
 # ... and project a fixed number of times, whatever update handlers did meanwhile.
 STEADY_PROJECTION = "steady-projection-2026-11"
+# Carrier scans are queued by the signal handler and judged by the run loop, so the outcome does
+# not depend on whether a scan reached the workflow before or after the step it raced with
+# (chaos: a replay saw a scan before the booking it followed in the original run).
+CARRIER_QUEUE = "carrier-queue-2026-11"
 __all__ = ["COMMAND_NOT_ALLOWED", "FORBIDDEN", "INVALID_COMMAND", "OrderWorkflow"]
 
 
@@ -87,8 +91,10 @@ class OrderWorkflow(ApprovalChain, Fulfilment):
 
     @workflow.run
     async def run(self, inp: StartOrderInput) -> OrderView:
-        self._lean = workflow.patched(LEAN_STEPS)
-        self._steady = self._lean and workflow.patched(STEADY_PROJECTION)
+        # New orders record one patch marker, which implies the two before it.
+        self._queue_carrier = workflow.patched(CARRIER_QUEUE)
+        self._lean = self._queue_carrier or workflow.patched(LEAN_STEPS)
+        self._steady = self._queue_carrier or (self._lean and workflow.patched(STEADY_PROJECTION))
         self._event(
             "received",
             f"Order received: {self._view.total} {self._view.currency}",
@@ -104,8 +110,10 @@ class OrderWorkflow(ApprovalChain, Fulfilment):
             # Cancelled through Temporal itself (operator): compensate, then report cancellation.
             await self._close(OrderEnded(S.CANCELLED, "cancelled", "workflow cancelled", SYSTEM))
             if self._steady:
+                self._drop_carrier_events()
                 await self._flush()
             raise
+        self._drop_carrier_events()
         await self._flush()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._view
@@ -245,6 +253,18 @@ class OrderWorkflow(ApprovalChain, Fulfilment):
         self._move(end.status, end.event, f"Order {end.status}: {end.reason}", actor=end.actor)
         if not self._steady:  # steady orders project once more when run() returns
             await self._flush()
+
+    def _drop_carrier_events(self) -> None:
+        """Record scans still queued when the order ends without following the carrier."""
+        if not self._queue_carrier:
+            return
+        for ev in self._carrier_events:
+            self._event(
+                "carrier_event_ignored",
+                f"Carrier event {ev.event} ignored while {self._view.status}",
+                actor=ev.actor,
+            )
+        self._carrier_events.clear()
 
     async def _compensate(self, step: str) -> None:
         view = self._view
@@ -392,7 +412,9 @@ class OrderWorkflow(ApprovalChain, Fulfilment):
     @workflow.signal
     def carrier_event(self, inp: CarrierEventInput) -> None:
         """Carrier scans arrive as signals: fire and forget, processed in order by ``run``."""
-        if Action.SHIPMENT_EVENT in self._view.allowed_actions:
+        if self._queue_carrier and not self._view.status.is_terminal:
+            self._carrier_events.append(inp)  # judged by _follow_carrier or dropped on closing
+        elif not self._queue_carrier and Action.SHIPMENT_EVENT in self._view.allowed_actions:
             self._carrier_events.append(inp)
         else:
             self._event(

@@ -63,6 +63,8 @@ class OrderRecorder:
     _lean: bool = False
     # Steady orders project a fixed number of times (see _flush); set with _lean.
     _steady: bool = False
+    # Orders whose carrier scans are queued whatever the status (see OrderWorkflow.carrier_event).
+    _queue_carrier: bool = False
 
     def _require(self, action: Action) -> None:
         if action not in self._view.allowed_actions:

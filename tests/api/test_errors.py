@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import pytest
 
+from api import orders as api_orders
 from domain.status import OrderStatus
 from tests.api.conftest import Api
 from tests.api.flows import create, wait_status
@@ -222,3 +224,29 @@ async def test_hostile_text_and_ranges_are_422_and_change_nothing(api: Api) -> N
     assert "order total exceeds" in too_big.json()["error"]["message"]
     listed = (await api.http.get("/orders", headers=api.auth("lead-1"))).json()["items"]
     assert [i["id"] for i in listed] == [order["id"]]
+
+
+@pytest.mark.parametrize("with_key", [False, True], ids=["no-key", "key"])
+async def test_a_generated_id_taken_by_another_order_gets_a_fresh_one(
+    api: Api, monkeypatch: pytest.MonkeyPatch, with_key: bool
+) -> None:
+    """Order ids are short and random: a second order drawing a taken id must not be merged
+    into the first (the chaos run found one order lost that way)."""
+    first = await create(api, big_order())
+    real = api_orders.new_order_id
+    fresh = real(date.today())
+    draws = iter([first["id"], fresh])
+    monkeypatch.setattr(api_orders, "new_order_id", lambda *a: next(draws, None) or real(*a))
+    headers = {**api.auth("eshop"), **({"Idempotency-Key": "collide-1"} if with_key else {})}
+    payload = order_payload()
+    second = await api.http.post("/orders", json=payload, headers=headers)
+    assert second.status_code == 201, second.text
+    assert second.json()["id"] == fresh
+    assert second.json()["total"] != first["total"]
+    # Both orders live on, each with its own body.
+    assert (await wait_status(api, first["id"], S.AWAITING_APPROVAL))["total"] == first["total"]
+    assert (await wait_status(api, fresh, S.FULFILLING))["total"] == second.json()["total"]
+    if with_key:  # the key followed the order to its fresh id
+        again = await api.http.post("/orders", json=payload, headers=headers)
+        assert again.status_code == 200
+        assert again.json()["id"] == fresh
