@@ -36,6 +36,7 @@ import httpx  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 from temporalio.client import Client  # noqa: E402
 from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
+from temporalio.worker import Replayer  # noqa: E402
 
 from api.app import create_app  # noqa: E402
 from api.auth import Role, create_api_key  # noqa: E402
@@ -46,6 +47,7 @@ from db.session import make_engine, make_sessionmaker  # noqa: E402
 from domain.view import OrderView  # noqa: E402
 from integrations.credit import SimulatedBureau  # noqa: E402
 from integrations.inventory import SimulatedInventory  # noqa: E402
+from worker import WORKFLOWS, workflow_runner  # noqa: E402
 
 TERMINAL = {"completed", "cancelled", "rejected", "failed"}
 # scenario -> (final status, captures, refunds)
@@ -296,8 +298,13 @@ async def check(
             "read model agrees with workflow state",
             "timeline: no duplicate or missing events",
             "final status as the scenario expects",
+            "history replays on the current code",
         )
     }
+    converter = pydantic_data_converter
+    replayer = Replayer(
+        workflows=WORKFLOWS, data_converter=converter, workflow_runner=workflow_runner()
+    )
     names = list(rows)
     async with sessions() as s:
         ledger = await s.execute(
@@ -342,6 +349,11 @@ async def check(
             rows[names[5]].append(tag)
         if view.status.value != want_status:
             rows[names[6]].append(f"{tag}: {view.status.value}")
+        # A worker that lost its cache replays the history: it must take the same steps.
+        history = await client.get_workflow_handle(oid).fetch_history()
+        replay = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+        if replay.replay_failure is not None:
+            rows[names[7]].append(f"{tag}: {str(replay.replay_failure)[:200]}")
     total = len(orders)
     for name, bad in rows.items():
         for line in bad[:5]:

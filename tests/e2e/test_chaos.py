@@ -39,6 +39,7 @@ def test_short_chaos_run_keeps_every_invariant(tmp_path: Path) -> None:
     report = run.stdout[-6000:]
     assert run.returncode == 0, f"{report}\n--- stderr ---\n{run.stderr[-3000:]}"
     assert "RESULT: all invariants hold" in run.stdout
+    assert "history replays on the current code" in run.stdout
     assert "kill -9 worker" in run.stdout
     assert "restarting the Temporal server" in run.stdout
     assert "gateway that times out" in run.stdout
