@@ -240,7 +240,9 @@ class Chaos:
         for tick in itertools.count():
             if stop.is_set() or tick > 10_000:
                 return
-            await asyncio.sleep(self.args.kill_every)
+            # Jittered: kills exactly every 10 s phase-lock with the 10 s workflow-task timeout
+            # (a 2,000-order run kept killing the one worker that held an order's task).
+            await asyncio.sleep(self.args.kill_every * random.uniform(0.5, 1.5))
             if stop.is_set():
                 return
             elapsed = time.monotonic() - start
