@@ -83,6 +83,7 @@ class Fulfilment(OrderRecorder):
     async def _capture(self, step: str, token: str, actor: str = SYSTEM) -> None:
         view = self._view
         amount_minor = to_minor(view.total, view.currency)
+        self._before_step()
         try:
             charge = await self._activity(
                 "capture_payment",

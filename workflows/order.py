@@ -182,6 +182,7 @@ class OrderWorkflow(ApprovalChain, Fulfilment):
 
         # 5. Shipment
         self._compensations.append("cancel_shipment")
+        self._before_step()
         booking = await self._activity(
             "book_shipment",
             ShipmentRequest(
@@ -238,6 +239,9 @@ class OrderWorkflow(ApprovalChain, Fulfilment):
 
     async def _close(self, end: OrderEnded) -> None:
         view = self._view
+        if self._queue_carrier and "release_stock" not in self._compensations:
+            # A lost workflow task may have reserved stock that this run never asked for.
+            self._compensations.insert(0, "release_stock")
         for step in reversed(self._compensations):
             await self._compensate(step)
         self._compensations.clear()

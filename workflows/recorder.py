@@ -128,10 +128,22 @@ class OrderRecorder:
         )
 
     async def _checkpoint(self) -> None:
-        """Between steps: honour a cancellation. Pre-lean orders also project here."""
+        """Between steps: honour a cancellation. Pre-lean orders also project here.
+
+        Orders with the carrier queue honour it only where a workflow task ends instead: before
+        a regular activity (:meth:`_before_step`) and when waiting. An update can reach the run
+        while a local activity is under way, but a replay sees it from the start of that task,
+        so a check between two local activities could decide differently on replay (chaos).
+        """
         if not self._lean:
             await self._flush()
-        self._check_cancel()
+        if not self._queue_carrier:
+            self._check_cancel()
+
+    def _before_step(self) -> None:
+        """Right before a forward step that is a regular activity: the task ends here."""
+        if self._queue_carrier:
+            self._check_cancel()
 
     def _actions(self, status: OrderStatus) -> list[Action]:
         """What callers may do in ``status`` (nothing while a cancellation is under way)."""
