@@ -54,10 +54,11 @@ S = OrderStatus
 LEAN_STEPS = "lean-steps-2026-11"
 # ... and project a fixed number of times, whatever update handlers did meanwhile.
 STEADY_PROJECTION = "steady-projection-2026-11"
-# Carrier scans are queued by the signal handler and judged by the run loop, so the outcome does
-# not depend on whether a scan reached the workflow before or after the step it raced with
-# (chaos: a replay saw a scan before the booking it followed in the original run).
-CARRIER_QUEUE = "carrier-queue-2026-11"
+# ... and decide only where a workflow task ends, so a replay takes the same steps whenever a
+# signal or update reached the original run (chaos found both kinds of race): carrier scans are
+# queued and judged by the run loop; a cancel is honoured before a regular activity or when
+# waiting, never between local activities; a closing order always releases its stock.
+DECIDE_AT_TASK_END = "decide-at-task-end-2026-11"
 __all__ = ["COMMAND_NOT_ALLOWED", "FORBIDDEN", "INVALID_COMMAND", "OrderWorkflow"]
 
 
@@ -92,9 +93,9 @@ class OrderWorkflow(ApprovalChain, Fulfilment):
     @workflow.run
     async def run(self, inp: StartOrderInput) -> OrderView:
         # New orders record one patch marker, which implies the two before it.
-        self._queue_carrier = workflow.patched(CARRIER_QUEUE)
-        self._lean = self._queue_carrier or workflow.patched(LEAN_STEPS)
-        self._steady = self._queue_carrier or (self._lean and workflow.patched(STEADY_PROJECTION))
+        newest = self._decide_at_task_end = workflow.patched(DECIDE_AT_TASK_END)
+        self._lean = newest or workflow.patched(LEAN_STEPS)
+        self._steady = newest or (self._lean and workflow.patched(STEADY_PROJECTION))
         self._event(
             "received",
             f"Order received: {self._view.total} {self._view.currency}",
@@ -239,7 +240,7 @@ class OrderWorkflow(ApprovalChain, Fulfilment):
 
     async def _close(self, end: OrderEnded) -> None:
         view = self._view
-        if self._queue_carrier and "release_stock" not in self._compensations:
+        if self._decide_at_task_end and "release_stock" not in self._compensations:
             # A lost workflow task may have reserved stock that this run never asked for.
             self._compensations.insert(0, "release_stock")
         for step in reversed(self._compensations):
@@ -260,7 +261,7 @@ class OrderWorkflow(ApprovalChain, Fulfilment):
 
     def _drop_carrier_events(self) -> None:
         """Record scans still queued when the order ends without following the carrier."""
-        if not self._queue_carrier:
+        if not self._decide_at_task_end:
             return
         for ev in self._carrier_events:
             self._event(
@@ -416,9 +417,9 @@ class OrderWorkflow(ApprovalChain, Fulfilment):
     @workflow.signal
     def carrier_event(self, inp: CarrierEventInput) -> None:
         """Carrier scans arrive as signals: fire and forget, processed in order by ``run``."""
-        if self._queue_carrier and not self._view.status.is_terminal:
+        if self._decide_at_task_end and not self._view.status.is_terminal:
             self._carrier_events.append(inp)  # judged by _follow_carrier or dropped on closing
-        elif not self._queue_carrier and Action.SHIPMENT_EVENT in self._view.allowed_actions:
+        elif not self._decide_at_task_end and Action.SHIPMENT_EVENT in self._view.allowed_actions:
             self._carrier_events.append(inp)
         else:
             self._event(

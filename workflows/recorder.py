@@ -63,8 +63,8 @@ class OrderRecorder:
     _lean: bool = False
     # Steady orders project a fixed number of times (see _flush); set with _lean.
     _steady: bool = False
-    # Orders whose carrier scans are queued whatever the status (see OrderWorkflow.carrier_event).
-    _queue_carrier: bool = False
+    # Orders that decide only where a workflow task ends (see DECIDE_AT_TASK_END in order.py).
+    _decide_at_task_end: bool = False
 
     def _require(self, action: Action) -> None:
         if action not in self._view.allowed_actions:
@@ -130,19 +130,19 @@ class OrderRecorder:
     async def _checkpoint(self) -> None:
         """Between steps: honour a cancellation. Pre-lean orders also project here.
 
-        Orders with the carrier queue honour it only where a workflow task ends instead: before
+        Orders that decide at task ends honour it only where a workflow task ends instead: before
         a regular activity (:meth:`_before_step`) and when waiting. An update can reach the run
         while a local activity is under way, but a replay sees it from the start of that task,
         so a check between two local activities could decide differently on replay (chaos).
         """
         if not self._lean:
             await self._flush()
-        if not self._queue_carrier:
+        if not self._decide_at_task_end:
             self._check_cancel()
 
     def _before_step(self) -> None:
         """Right before a forward step that is a regular activity: the task ends here."""
-        if self._queue_carrier:
+        if self._decide_at_task_end:
             self._check_cancel()
 
     def _actions(self, status: OrderStatus) -> list[Action]:
