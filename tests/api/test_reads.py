@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
-from temporalio.client import Client
+import pytest
+from temporalio import workflow
+from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Worker
 
 from api.app import create_app
+from db import readmodel
+from domain.order import OrderSpec, new_order_id
 from domain.status import OrderStatus
+from domain.view import OrderView
 from tests.api.conftest import Api
 from tests.api.flows import create, wait_status
 from tests.factories import big_order, order_payload
@@ -149,3 +157,34 @@ async def test_get_wait_for_refuses_statuses_orders_pass_through(api: Api) -> No
         headers=api.auth("support-1"),
     )
     assert missing.status_code == 404
+
+
+@workflow.defn(name="Order", sandboxed=False)
+class _OrderWithoutQueries:
+    """Stands in for an order whose worker cannot answer (e.g. its replay fails)."""
+
+    @workflow.run
+    async def run(self, _: dict[str, Any]) -> None:
+        await workflow.wait_condition(lambda: False)
+
+
+async def test_order_whose_query_fails_is_served_from_the_read_model(api: Api) -> None:
+    order_id = new_order_id(datetime.now(UTC).date())
+    queue = f"no-queries-{uuid.uuid4().hex[:8]}"
+    spec = OrderSpec.model_validate(order_payload())
+    view = OrderView.new(order_id, spec, "eshop", datetime.now(UTC))
+    async with api.stack.sessions.begin() as session:
+        await readmodel.project(session, view, [])
+    async with Worker(api.stack.client, task_queue=queue, workflows=[_OrderWithoutQueries]):
+        handle = await api.stack.client.start_workflow(
+            "Order", {"order_id": order_id}, id=order_id, task_queue=queue
+        )
+        try:
+            with pytest.raises(WorkflowQueryFailedError):  # what the API meets
+                await handle.query("state")
+            got = await api.http.get(f"/orders/{order_id}", headers=api.auth("support-1"))
+            assert got.status_code == 200, got.text
+            assert got.json()["id"] == order_id
+            assert got.json()["status"] == "received"
+        finally:
+            await handle.terminate()
