@@ -146,11 +146,13 @@ class Orders:
 
     async def _started_by(self, order_id: str, token: str) -> bool:
         """Whether the order with this id was started by the create call that holds ``token``
-        (orders started before tokens existed count as such)."""
+        (orders started before tokens existed, or no longer kept by the engine, count as such)."""
         try:
             desc = await self.handle(order_id).describe()
             started_with = await desc.memo_value(CREATION_MEMO, None)
         except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return True
             raise _unavailable(exc) from exc
         return started_with is None or started_with == token
 
