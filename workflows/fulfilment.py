@@ -159,5 +159,3 @@ class Fulfilment(OrderRecorder):
                 actor=ev.actor,
                 data=data,
             )
-
-    # --- ending and compensation ---------------------------------------------------------------
