@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio.api.enums.v1 import EventType, PendingActivityState
+from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
@@ -33,7 +33,7 @@ from tests.api.conftest import Api, open_api
 from tests.api.flows import carrier, create, wait_status
 from tests.conftest import make_settings, seeded_stack
 from tests.factories import big_order
-from tests.helpers import eventually
+from tests.helpers import completed_attempts, eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 S = OrderStatus
@@ -141,21 +141,6 @@ async def capture_in_flight(handle: WorkflowHandle[Any, Any]) -> bool:
     )
 
 
-async def started_attempts(handle: WorkflowHandle[Any, Any]) -> dict[str, int]:
-    """Activity type -> attempt number of the try that completed, from the history."""
-    history = await handle.fetch_history()
-    scheduled: dict[int, str] = {}
-    attempts: dict[str, int] = {}
-    for event in history.events:
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-            attrs = event.activity_task_scheduled_event_attributes
-            scheduled[event.event_id] = attrs.activity_type.name
-        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
-            started = event.activity_task_started_event_attributes
-            attempts[scheduled[started.scheduled_event_id]] = started.attempt
-    return attempts
-
-
 async def test_killed_workers_never_lose_the_order_nor_charge_twice(
     api_without_worker: Api, workers: Workers, sessions: SessionFactory
 ) -> None:
@@ -213,7 +198,7 @@ async def test_killed_workers_never_lose_the_order_nor_charge_twice(
     assert Decimal(done["payment"]["captured"]) == Decimal("6000.00")
     assert done["payment"]["capture_reference"] == entries[0].reference
     # The capture really was retried after the crash (attempt 2 is the one that completed).
-    assert (await started_attempts(handle))["capture_payment"] == 2
+    assert completed_attempts(await handle.fetch_history())["capture_payment"][-1] == 2
 
     # The timeline: no duplicate seq, one capture, in order, served the same by both reads.
     timeline = (
