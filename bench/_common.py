@@ -5,6 +5,8 @@ Not a test helper: the scripts print figures. Everything here is loopback only a
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import contextlib
 import json
 import os
@@ -17,10 +19,11 @@ import sys
 import tempfile
 import threading
 import time
-from collections import Counter
+import traceback
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -423,88 +426,47 @@ def order_body(
     }
 
 
-# --- sampling profiles with py-spy (optional: pass its path) ----------------------------------
+# --- the main of the stack benchmarks ------------------------------------------------------------
 
 
-def start_pyspy(binary: str, pid: int, out: Path, rate: int = 50) -> subprocess.Popen[bytes]:
-    """``py-spy record`` in collapsed-stack format until :func:`stop_pyspy`."""
-    return subprocess.Popen(
-        [
-            binary,
-            "record",
-            "-p",
-            str(pid),
-            "--format",
-            "raw",
-            "-o",
-            str(out),
-            "-r",
-            str(rate),
-            "--nonblocking",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-def stop_pyspy(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-_BUCKETS = [
-    ("workflow sandbox (import/restrictions)", ("workflow_sandbox",)),
-    ("pydantic (validate/serialize)", ("pydantic",)),
-    ("sqlalchemy", ("sqlalchemy",)),
-    ("aiosqlite/sqlite3", ("aiosqlite", "sqlite3")),
-    ("temporalio converter", ("temporalio/converter", "contrib/pydantic")),
-    ("temporalio workflow instance", ("_workflow_instance",)),
-    ("temporalio activity worker", ("worker/_activity",)),
-    ("asyncio event loop", ("asyncio/",)),
-    ("orderly workflows/", ("/workflows/",)),
-    ("orderly db/", ("/db/",)),
-    ("orderly domain/", ("/domain/",)),
-    ("fastapi/starlette", ("fastapi", "starlette")),
-    ("uvicorn/httptools/h11", ("uvicorn", "h11", "httptools")),
-    ("grpc/client (temporalio service)", ("temporalio/service", "temporalio/client")),
-]
-
-
-def summarize_collapsed(path: Path, top: int = 20) -> dict[str, Any]:
-    """Inclusive shares of the samples by area and by function, and the top self frames."""
-    total = 0
-    inclusive: Counter[str] = Counter()
-    selfc: Counter[str] = Counter()
-    buckets: Counter[str] = Counter()
-    try:
-        lines = path.read_text(errors="replace").splitlines()
-    except OSError:
-        return {"error": f"no profile at {path}"}
-    for line in lines:
-        stack, _, count_s = line.rpartition(" ")
-        if not stack or not count_s.isdigit():
-            continue
-        n = int(count_s)
-        total += n
-        frames = stack.split(";")
-        for f in set(frames):
-            inclusive[f] += n
-        selfc[frames[-1]] += n
-        for name, needles in _BUCKETS:
-            if any(nd in stack for nd in needles):
-                buckets[name] += n
-
-    def pct(v: int) -> float:
-        return round(100 * v / total, 1) if total else 0.0
-
-    return {
-        "samples": total,
-        "areas_inclusive_pct": {k: pct(v) for k, v in buckets.most_common()},
-        "top_inclusive_pct": {k: pct(v) for k, v in inclusive.most_common(top)},
-        "top_self_pct": {k: pct(v) for k, v in selfc.most_common(top)},
+def run_main(
+    args: argparse.Namespace,
+    need_keys: set[str],
+    main_async: Callable[[argparse.Namespace, Stack, dict[str, Any]], Awaitable[int]],
+) -> int:
+    """Run ``main_async`` against a running stack (``--api``) or one started here (stopped after);
+    results go to ``--json`` too. Returns the exit code."""
+    out: dict[str, Any] = {
+        "machine": machine(),
+        "args": {k: str(v) for k, v in vars(args).items()},
     }
+    stack: Stack | None = None
+    code = 1
+    try:
+        if args.api:
+            stack = external_stack(args.api, args.temporal, args.key, args.var)
+            if not need_keys <= set(stack.keys):
+                raise SystemExit("need the dev keys: pass --var or --key PATH/TO/dev-api-keys.json")
+        else:
+            print("starting a stack with devstack.py ...", flush=True)
+            env = dict(kv.split("=", 1) for kv in args.stack_env)
+            stack = start_stack(env, keep=args.keep)
+        code = asyncio.run(main_async(args, stack, out))
+        write_json(args.json_path, out)
+    except KeyboardInterrupt:
+        print("interrupted")
+    except SystemExit as exc:
+        print(exc)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        if stack is not None:
+            stack.stop()
+    return code
+
+
+def exit_process(code: int) -> NoReturn:
+    """Exit without the SDK's interpreter-exit crash (sdk-python #300)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -22,7 +22,6 @@ import asyncio
 import os
 import sys
 import time
-import traceback
 import uuid
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -32,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as c
 import httpx
+import pyspy
 from temporalio import workflow
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
@@ -359,15 +359,15 @@ async def main_async(args: argparse.Namespace, stack: c.Stack, out: dict[str, An
         for name in ("worker", "api"):
             if name in stack.pids:
                 path = args.profile_dir / f"lifecycle-{run.run_id}-{name}.collapsed"
-                spies[name] = (c.start_pyspy(args.pyspy, stack.pids[name], path), path)
+                spies[name] = (pyspy.start_pyspy(args.pyspy, stack.pids[name], path), path)
         await asyncio.sleep(1)  # let py-spy attach
     meter.begin()
     out["load_during_orders_start"] = c.loadavg()
     done, elapsed = await run.orders(args.orders, offset=0)
     out["cpu_orders"] = meter.end()
     for name, (proc, path) in spies.items():
-        c.stop_pyspy(proc)
-        out[f"profile_{name}"] = {"file": str(path), **c.summarize_collapsed(path)}
+        pyspy.stop_pyspy(proc)
+        out[f"profile_{name}"] = {"file": str(path), **pyspy.summarize_collapsed(path)}
     out["load_during_orders_end"] = c.loadavg()
     orders_per_s = done / elapsed if elapsed else 0.0
     out["orders"] = {
@@ -465,39 +465,8 @@ def report(out: dict[str, Any]) -> None:
 
 
 def main() -> int:
-    args = _args()
-    out: dict[str, Any] = {
-        "machine": c.machine(),
-        "args": {k: str(v) for k, v in vars(args).items()},
-    }
-    stack: c.Stack | None = None
-    code = 1
-    try:
-        if args.api:
-            keys = args.key
-            stack = c.external_stack(args.api, args.temporal, keys, args.var)
-            if not {"dev-system", "dev-lead"} <= set(stack.keys):
-                raise SystemExit("need the dev keys: pass --var or --key PATH/TO/dev-api-keys.json")
-        else:
-            print("starting a stack with devstack.py ...", flush=True)
-            env = dict(kv.split("=", 1) for kv in args.stack_env)
-            stack = c.start_stack(env, keep=args.keep)
-        code = asyncio.run(main_async(args, stack, out))
-        c.write_json(args.json_path, out)
-    except KeyboardInterrupt:
-        print("interrupted")
-    except SystemExit as exc:
-        print(exc)
-    except BaseException:
-        traceback.print_exc()
-    finally:
-        if stack is not None:
-            stack.stop()
-    return code
+    return c.run_main(_args(), {"dev-system", "dev-lead"}, main_async)
 
 
 if __name__ == "__main__":
-    rc = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(rc)
+    c.exit_process(main())

@@ -20,7 +20,6 @@ import random
 import sqlite3
 import sys
 import time
-import traceback
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -360,38 +359,8 @@ def report(out: dict[str, Any]) -> None:
 
 
 def main() -> int:
-    args = _args()
-    out: dict[str, Any] = {
-        "machine": c.machine(),
-        "args": {k: str(v) for k, v in vars(args).items()},
-    }
-    stack: c.Stack | None = None
-    code = 1
-    try:
-        if args.api:
-            stack = c.external_stack(args.api, args.temporal, args.key, args.var)
-            if "dev-lead" not in stack.keys:
-                raise SystemExit("need the dev keys file (--var or --key PATH)")
-        else:
-            print("starting a stack with devstack.py ...", flush=True)
-            env = dict(kv.split("=", 1) for kv in args.stack_env)
-            stack = c.start_stack(env, keep=args.keep)
-        code = asyncio.run(main_async(args, stack, out))
-        c.write_json(args.json_path, out)
-    except KeyboardInterrupt:
-        print("interrupted")
-    except SystemExit as exc:
-        print(exc)
-    except BaseException:
-        traceback.print_exc()
-    finally:
-        if stack is not None:
-            stack.stop()
-    return code
+    return c.run_main(_args(), {"dev-lead"}, main_async)
 
 
 if __name__ == "__main__":
-    rc = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(rc)
+    c.exit_process(main())
