@@ -102,6 +102,14 @@ class PaymentMethod(_Strict):
             raise ValueError("token is required for card payments")
         return self
 
+    def masked(self) -> PaymentMethod:
+        """The same method with its token masked (last four characters kept when long enough),
+        for everything but the gateway call itself."""
+        if not self.token:
+            return self
+        tail = self.token[-4:] if len(self.token) >= 12 else ""
+        return self.model_copy(update={"token": f"****{tail}"})
+
 
 class OrderLine(_Strict):
     sku: Sku

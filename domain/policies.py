@@ -24,11 +24,11 @@ class CreditRules(BaseModel):
     reject_below: int = Field(default=400, ge=0, le=1000)
     prepay_below: int = Field(default=600, ge=0, le=1000)
     review_above_ratio: Decimal | None = Field(
-        default=None,
+        default=Decimal("0.8"),
         gt=0,
         le=1,
-        description="Exposure + order above this share of the limit needs a finance review. "
-        "None (orders started before reviews existed) never asks for one.",
+        description="Exposure + order above this share of the limit needs a finance review "
+        "(None: never).",
     )
 
     @model_validator(mode="after")
@@ -84,11 +84,6 @@ def decide_credit(
             f"of limit {credit_limit}",
         )
     return decision(CreditOutcome.ACCEPT, "within credit limit")
-
-
-def approval_required(total: Decimal, threshold: Decimal) -> bool:
-    """Single-level rule of orders started before approval chains (see ``domain.approval``)."""
-    return total > threshold
 
 
 def requires_prepayment(spec: OrderSpec, credit: CreditOutcome) -> bool:

@@ -14,9 +14,10 @@ class OrderStatus(StrEnum):
     AWAITING_PAYMENT = "awaiting_payment"  # prepay: waiting for the customer's payment
     PAID = "paid"
     FULFILLING = "fulfilling"  # shipment booked, waiting for the carrier to pick up
-    SHIPPED = "shipped"
-    DELIVERED = "delivered"
+    SHIPPED = "shipped"  # at least one parcel has left
+    DELIVERED = "delivered"  # every parcel delivered
     COMPLETED = "completed"
+    NEEDS_ATTENTION = "needs_attention"  # a compensation was refused for good: support decides
     CANCELLED = "cancelled"
     REJECTED = "rejected"
     FAILED = "failed"
@@ -35,7 +36,10 @@ class Action(StrEnum):
     AMEND = "amend"
     CANCEL = "cancel"
     PAY = "pay"
+    SPLIT_SHIPMENT = "split_shipment"
     SHIPMENT_EVENT = "shipment_event"
+    RETRY_COMPENSATION = "retry_compensation"
+    RESOLVE_COMPENSATION = "resolve_compensation"
 
 
 class RefundState(StrEnum):
@@ -46,27 +50,34 @@ class RefundState(StrEnum):
 
 S = OrderStatus
 TERMINAL: frozenset[OrderStatus] = frozenset({S.COMPLETED, S.CANCELLED, S.REJECTED, S.FAILED})
-# Where an order waits for someone (approver, sales, customer, carrier): the read model always
-# records these; the others are passed through on the way, often within one workflow task.
+# Where an order waits for someone (approver, sales, customer, carrier, support): the read model
+# always records these; the others are passed through on the way, often within one task.
 RESTING: frozenset[OrderStatus] = frozenset(
-    {S.AWAITING_APPROVAL, S.CHANGES_REQUESTED, S.AWAITING_PAYMENT, S.FULFILLING, S.SHIPPED}
+    {
+        S.AWAITING_APPROVAL,
+        S.CHANGES_REQUESTED,
+        S.AWAITING_PAYMENT,
+        S.FULFILLING,
+        S.SHIPPED,
+        S.NEEDS_ATTENTION,
+    }
 )
+# Ways an order ends without completing, and the statuses it may close from.
+CLOSING: frozenset[OrderStatus] = frozenset({S.CANCELLED, S.REJECTED, S.FAILED})
+_ENDS = CLOSING | {S.NEEDS_ATTENTION}
 
 TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
-    S.RECEIVED: frozenset({S.CREDIT_CHECK, S.CANCELLED}),
-    S.CREDIT_CHECK: frozenset(
-        {S.AWAITING_APPROVAL, S.CONFIRMED, S.REJECTED, S.CANCELLED, S.FAILED}
-    ),
-    S.AWAITING_APPROVAL: frozenset({S.CONFIRMED, S.REJECTED, S.CANCELLED, S.CHANGES_REQUESTED}),
-    S.CHANGES_REQUESTED: frozenset(
-        {S.CREDIT_CHECK, S.AWAITING_APPROVAL, S.CONFIRMED, S.REJECTED, S.CANCELLED, S.FAILED}
-    ),
-    S.CONFIRMED: frozenset({S.AWAITING_PAYMENT, S.PAID, S.CANCELLED, S.FAILED}),
-    S.AWAITING_PAYMENT: frozenset({S.PAID, S.CANCELLED, S.FAILED}),
-    S.PAID: frozenset({S.FULFILLING, S.CANCELLED, S.FAILED}),
-    S.FULFILLING: frozenset({S.SHIPPED, S.CANCELLED, S.FAILED}),
+    S.RECEIVED: frozenset({S.CREDIT_CHECK}) | _ENDS,
+    S.CREDIT_CHECK: frozenset({S.AWAITING_APPROVAL, S.CONFIRMED}) | _ENDS,
+    S.AWAITING_APPROVAL: frozenset({S.CONFIRMED, S.CHANGES_REQUESTED}) | _ENDS,
+    S.CHANGES_REQUESTED: frozenset({S.CREDIT_CHECK, S.AWAITING_APPROVAL, S.CONFIRMED}) | _ENDS,
+    S.CONFIRMED: frozenset({S.AWAITING_PAYMENT, S.PAID}) | _ENDS,
+    S.AWAITING_PAYMENT: frozenset({S.PAID}) | _ENDS,
+    S.PAID: frozenset({S.FULFILLING}) | _ENDS,
+    S.FULFILLING: frozenset({S.SHIPPED}) | _ENDS,
     S.SHIPPED: frozenset({S.DELIVERED}),
     S.DELIVERED: frozenset({S.COMPLETED}),
+    S.NEEDS_ATTENTION: CLOSING,
     S.COMPLETED: frozenset(),
     S.CANCELLED: frozenset(),
     S.REJECTED: frozenset(),
@@ -95,10 +106,11 @@ ALLOWED_ACTIONS: dict[OrderStatus, tuple[Action, ...]] = {
     S.CONFIRMED: (Action.CANCEL,),
     S.AWAITING_PAYMENT: (Action.PAY, Action.CANCEL),
     S.PAID: (Action.CANCEL,),
-    S.FULFILLING: (Action.CANCEL, Action.SHIPMENT_EVENT),
+    S.FULFILLING: (Action.CANCEL, Action.SPLIT_SHIPMENT, Action.SHIPMENT_EVENT),
     S.SHIPPED: (Action.SHIPMENT_EVENT,),
     S.DELIVERED: (),
     S.COMPLETED: (),
+    S.NEEDS_ATTENTION: (Action.RETRY_COMPENSATION, Action.RESOLVE_COMPENSATION),
     S.CANCELLED: (),
     S.REJECTED: (),
     S.FAILED: (),
@@ -109,11 +121,24 @@ class InvalidTransition(ValueError):
     pass
 
 
-def allowed_actions(status: OrderStatus, *, cancel_pending: bool = False) -> list[Action]:
-    """Actions a caller may take now. Once a cancellation is under way nothing else is allowed."""
-    if cancel_pending:
+def allowed_actions(
+    status: OrderStatus,
+    *,
+    cancel_pending: bool = False,
+    payment_pending: bool = False,
+    splittable: bool = True,
+) -> list[Action]:
+    """Actions a caller may take now. Once a cancellation is under way nothing else is allowed
+    (but support's decision on a refused compensation); while a payment is processed no other
+    payment; a parcel that moved cannot be re-split."""
+    if cancel_pending and status is not OrderStatus.NEEDS_ATTENTION:
         return []
-    return list(ALLOWED_ACTIONS[status])
+    actions = list(ALLOWED_ACTIONS[status])
+    if payment_pending and Action.PAY in actions:
+        actions.remove(Action.PAY)
+    if not splittable and Action.SPLIT_SHIPMENT in actions:
+        actions.remove(Action.SPLIT_SHIPMENT)
+    return actions
 
 
 def check_transition(current: OrderStatus, new: OrderStatus) -> OrderStatus:

@@ -264,7 +264,8 @@ def test_refusal_forbidden(refusal: Refusal) -> None:
         (800, "999.00", "1.00", None, ACCEPT),
         (800, "0", "1000.00", None, ACCEPT),
         (800, "999.00", "1.01", None, PREPAY),
-        (800, "999.00", "1.00", "default", ACCEPT),  # default rules: no review
+        (800, "999.00", "1.00", "default", REVIEW),  # default rules review above 80%
+        (800, "700.00", "100.00", "default", ACCEPT),  # default rules: exactly 80%
     ],
 )
 def test_credit_review(

@@ -280,3 +280,45 @@ def test_bidi_overrides_and_line_separators_rejected(char: str) -> None:
 def test_quantity_must_be_a_json_integer(quantity: object) -> None:
     message = _errors(payload(lines=[line(quantity=quantity)]))
     assert "lines.0.quantity" in message
+
+
+# --- PaymentMethod.masked -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("token", "masked"),
+    [
+        ("tok_4242424242424242", "****4242"),
+        ("abcdefgh1234", "****1234"),  # 12 characters: long enough to keep the last four
+        ("abcdefg1234", "****"),  # 11: too short, nothing kept
+        ("tok_visa", "****"),
+        ("x", "****"),
+        ("a" * 124 + "WXYZ", "****WXYZ"),
+    ],
+)
+def test_masked_card_token(token: str, masked: str) -> None:
+    method = spec(payment_method={"type": "card", "token": token}).payment_method
+    result = method.masked()
+    assert result.token == masked
+    assert result.type is PaymentType.CARD
+    assert token not in result.model_dump_json()
+    assert method.token == token  # the original is left as it was
+
+
+def test_masked_keeps_a_bank_transfer_without_token_as_it_is() -> None:
+    method = spec(payment_method={"type": "bank_transfer"}).payment_method
+    assert method.masked() == method
+    assert method.masked().token == ""
+
+
+def test_masked_bank_transfer_with_a_reference_token() -> None:
+    method = spec(payment_method={"type": "bank_transfer", "token": "IBAN-REF-00998877"})
+    result = method.payment_method.masked()
+    assert result.token == "****8877"
+    assert result.type is PaymentType.BANK_TRANSFER
+
+
+def test_masked_method_is_still_a_valid_card_payment() -> None:
+    masked = spec(payment_method={"type": "card", "token": "tok_visa"}).payment_method.masked()
+    data = payload(payment_method=masked.model_dump(mode="json"))
+    assert OrderSpec.model_validate(data).payment_method.token == "****"

@@ -1,4 +1,4 @@
-"""Business policies: credit decision, approval threshold, prepayment."""
+"""Business policies: credit decision and prepayment."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from domain.policies import (
     CreditDecision,
     CreditOutcome,
     CreditRules,
-    approval_required,
     decide_credit,
     requires_prepayment,
 )
@@ -41,6 +40,10 @@ def test_default_rules() -> None:
     rules = CreditRules()
     assert rules.reject_below == 400
     assert rules.prepay_below == 600
+    assert rules.review_above_ratio == Decimal("0.8")
+
+
+NO_REVIEW = CreditRules(review_above_ratio=None)
 
 
 @pytest.mark.parametrize(
@@ -85,7 +88,8 @@ def test_score_bands_with_custom_rules(score: int, expected: CreditOutcome) -> N
     ],
 )
 def test_credit_limit_boundary(exposure: str, total: str, expected: CreditOutcome) -> None:
-    decision = _decide(800, exposure=exposure, total=total)
+    # Without the finance review band, so only the limit decides.
+    decision = _decide(800, exposure=exposure, total=total, rules=NO_REVIEW)
     assert decision.outcome is expected
     if expected is PREPAY:
         assert "exceeds limit" in decision.reason
@@ -94,6 +98,24 @@ def test_credit_limit_boundary(exposure: str, total: str, expected: CreditOutcom
 def test_zero_limit_only_accepts_free_orders() -> None:
     assert _decide(900, total="0", limit=Decimal(0)).outcome is ACCEPT
     assert _decide(900, total="0.01", limit=Decimal(0)).outcome is PREPAY
+
+
+@pytest.mark.parametrize(
+    ("exposure", "total", "expected"),
+    [
+        ("700.00", "100.00", ACCEPT),  # exactly 80% of the limit
+        ("700.00", "100.01", CreditOutcome.REVIEW),
+        ("0", "1000.00", CreditOutcome.REVIEW),  # exactly the limit
+        ("900.00", "100.01", PREPAY),  # over the limit: prepay beats review
+    ],
+)
+def test_default_rules_review_above_80_percent_of_limit(
+    exposure: str, total: str, expected: CreditOutcome
+) -> None:
+    decision = _decide(800, exposure=exposure, total=total)
+    assert decision.outcome is expected
+    if expected is CreditOutcome.REVIEW:
+        assert "above 80% of limit" in decision.reason
 
 
 @pytest.mark.parametrize("score", [0, 200, 399])
@@ -139,24 +161,6 @@ def test_decision_is_frozen() -> None:
 def test_credit_rules_bounds(kwargs: dict[str, int]) -> None:
     with pytest.raises(ValidationError):
         CreditRules(**kwargs)
-
-
-@pytest.mark.parametrize(
-    ("total", "threshold", "expected"),
-    [
-        ("4999.99", "5000.00", False),
-        ("5000.00", "5000.00", False),  # equal does not need approval
-        ("5000", "5000.00", False),
-        ("5000.01", "5000.00", True),  # strictly above
-        ("100000.00", "5000.00", True),
-        ("0", "0", False),
-        ("0.01", "0", True),
-    ],
-)
-def test_approval_required_strictly_above_threshold(
-    total: str, threshold: str, expected: bool
-) -> None:
-    assert approval_required(Decimal(total), Decimal(threshold)) is expected
 
 
 @pytest.mark.parametrize("credit", list(CreditOutcome))

@@ -9,6 +9,8 @@ import pytest
 from domain.status import (
     ALLOWED_ACTIONS,
     CANCELLABLE,
+    CLOSING,
+    RESTING,
     TERMINAL,
     TRANSITIONS,
     Action,
@@ -24,24 +26,21 @@ S = OrderStatus
 A = Action
 
 # The specification, written out independently of domain/status.py.
+# Until the goods leave, an order may close (cancelled, rejected, failed) or, when a compensation
+# is refused for good, wait for support in needs_attention, which only closes.
+ENDS = {S.CANCELLED, S.REJECTED, S.FAILED, S.NEEDS_ATTENTION}
 EXPECTED_TRANSITIONS: dict[OrderStatus, set[OrderStatus]] = {
-    S.RECEIVED: {S.CREDIT_CHECK, S.CANCELLED},
-    S.CREDIT_CHECK: {S.AWAITING_APPROVAL, S.CONFIRMED, S.REJECTED, S.CANCELLED, S.FAILED},
-    S.AWAITING_APPROVAL: {S.CONFIRMED, S.REJECTED, S.CANCELLED, S.CHANGES_REQUESTED},
-    S.CHANGES_REQUESTED: {
-        S.CREDIT_CHECK,
-        S.AWAITING_APPROVAL,
-        S.CONFIRMED,
-        S.REJECTED,
-        S.CANCELLED,
-        S.FAILED,
-    },
-    S.CONFIRMED: {S.AWAITING_PAYMENT, S.PAID, S.CANCELLED, S.FAILED},
-    S.AWAITING_PAYMENT: {S.PAID, S.CANCELLED, S.FAILED},
-    S.PAID: {S.FULFILLING, S.CANCELLED, S.FAILED},
-    S.FULFILLING: {S.SHIPPED, S.CANCELLED, S.FAILED},
+    S.RECEIVED: {S.CREDIT_CHECK} | ENDS,
+    S.CREDIT_CHECK: {S.AWAITING_APPROVAL, S.CONFIRMED} | ENDS,
+    S.AWAITING_APPROVAL: {S.CONFIRMED, S.CHANGES_REQUESTED} | ENDS,
+    S.CHANGES_REQUESTED: {S.CREDIT_CHECK, S.AWAITING_APPROVAL, S.CONFIRMED} | ENDS,
+    S.CONFIRMED: {S.AWAITING_PAYMENT, S.PAID} | ENDS,
+    S.AWAITING_PAYMENT: {S.PAID} | ENDS,
+    S.PAID: {S.FULFILLING} | ENDS,
+    S.FULFILLING: {S.SHIPPED} | ENDS,
     S.SHIPPED: {S.DELIVERED},
     S.DELIVERED: {S.COMPLETED},
+    S.NEEDS_ATTENTION: {S.CANCELLED, S.REJECTED, S.FAILED},
     S.COMPLETED: set(),
     S.CANCELLED: set(),
     S.REJECTED: set(),
@@ -56,10 +55,11 @@ EXPECTED_ACTIONS: dict[OrderStatus, list[Action]] = {
     S.CONFIRMED: [A.CANCEL],
     S.AWAITING_PAYMENT: [A.PAY, A.CANCEL],
     S.PAID: [A.CANCEL],
-    S.FULFILLING: [A.CANCEL, A.SHIPMENT_EVENT],
+    S.FULFILLING: [A.CANCEL, A.SPLIT_SHIPMENT, A.SHIPMENT_EVENT],
     S.SHIPPED: [A.SHIPMENT_EVENT],
     S.DELIVERED: [],
     S.COMPLETED: [],
+    S.NEEDS_ATTENTION: [A.RETRY_COMPENSATION, A.RESOLVE_COMPENSATION],
     S.CANCELLED: [],
     S.REJECTED: [],
     S.FAILED: [],
@@ -180,9 +180,17 @@ def test_allowed_actions_table_covers_every_status() -> None:
     assert set(ALLOWED_ACTIONS) == set(S)
 
 
-@pytest.mark.parametrize("status", list(S))
+@pytest.mark.parametrize("status", sorted(set(S) - {S.NEEDS_ATTENTION}))
 def test_cancel_pending_allows_nothing(status: OrderStatus) -> None:
     assert allowed_actions(status, cancel_pending=True) == []
+
+
+def test_cancel_pending_still_lets_support_decide_a_refused_compensation() -> None:
+    # A cancellation whose refund is refused waits in needs_attention: support must still act.
+    assert allowed_actions(S.NEEDS_ATTENTION, cancel_pending=True) == [
+        A.RETRY_COMPENSATION,
+        A.RESOLVE_COMPENSATION,
+    ]
 
 
 def test_allowed_actions_returns_a_fresh_list() -> None:
@@ -203,6 +211,7 @@ def test_allowed_actions_returns_a_fresh_list() -> None:
         (A.REJECT, S.REJECTED),
         (A.CANCEL, S.CANCELLED),
         (A.PAY, S.PAID),
+        (A.RESOLVE_COMPENSATION, S.CANCELLED),
     ],
 )
 def test_each_allowed_command_has_a_matching_transition(
@@ -233,7 +242,53 @@ def test_cancellable_is_exactly_until_shipped() -> None:
 def test_cancel_action_and_transition_agree_with_cancellable(status: OrderStatus) -> None:
     cancellable = status in CANCELLABLE
     assert (A.CANCEL in allowed_actions(status)) is cancellable
-    assert (S.CANCELLED in TRANSITIONS[status]) is cancellable
+    if status is S.NEEDS_ATTENTION:
+        # Not cancellable by a caller, but it closes (e.g. cancelled) once support decided.
+        assert not cancellable
+        assert S.CANCELLED in TRANSITIONS[status]
+    else:
+        assert (S.CANCELLED in TRANSITIONS[status]) is cancellable
+
+
+def test_needs_attention_is_resting_not_terminal_and_only_closes() -> None:
+    assert not S.NEEDS_ATTENTION.is_terminal
+    assert S.NEEDS_ATTENTION in RESTING
+    assert TRANSITIONS[S.NEEDS_ATTENTION] == CLOSING == {S.CANCELLED, S.REJECTED, S.FAILED}
+    with pytest.raises(InvalidTransition):
+        check_transition(S.NEEDS_ATTENTION, S.PAID)
+
+
+@pytest.mark.parametrize("status", sorted(CANCELLABLE))
+def test_every_cancellable_status_may_need_attention(status: OrderStatus) -> None:
+    assert check_transition(status, S.NEEDS_ATTENTION) is S.NEEDS_ATTENTION
+
+
+@pytest.mark.parametrize("status", [S.SHIPPED, S.DELIVERED, *sorted(EXPECTED_TERMINAL)])
+def test_no_attention_once_shipped_or_closed(status: OrderStatus) -> None:
+    with pytest.raises(InvalidTransition):
+        check_transition(status, S.NEEDS_ATTENTION)
+
+
+def test_payment_pending_hides_only_pay() -> None:
+    assert allowed_actions(S.AWAITING_PAYMENT, payment_pending=True) == [A.CANCEL]
+    assert allowed_actions(S.AWAITING_PAYMENT, payment_pending=False) == [A.PAY, A.CANCEL]
+    for status in S:
+        expected = [a for a in EXPECTED_ACTIONS[status] if a is not A.PAY]
+        assert allowed_actions(status, payment_pending=True) == expected
+
+
+def test_unsplittable_hides_only_split_shipment() -> None:
+    assert allowed_actions(S.FULFILLING, splittable=False) == [A.CANCEL, A.SHIPMENT_EVENT]
+    for status in S:
+        expected = [a for a in EXPECTED_ACTIONS[status] if a is not A.SPLIT_SHIPMENT]
+        assert allowed_actions(status, splittable=False) == expected
+
+
+def test_cancel_pending_beats_every_other_flag() -> None:
+    assert (
+        allowed_actions(S.FULFILLING, cancel_pending=True, payment_pending=True, splittable=True)
+        == []
+    )
 
 
 @pytest.mark.parametrize("status", [S.SHIPPED, S.DELIVERED])
