@@ -13,6 +13,7 @@ class ProjectionActivities:
 
     @activity.defn(name="project_order")
     async def project_order(self, req: ProjectRequest) -> None:
-        """Upsert the read-model row and append new timeline rows (idempotent on order + seq)."""
+        """One transaction: the order's read-model rows and its new events in the event log
+        (idempotent on order id + seq)."""
         async with self._sessions.begin() as session:
-            await readmodel.project(session, req.view, req.events)
+            await readmodel.project(session, req.state, req.events, final=req.final)

@@ -18,6 +18,9 @@ from integrations.errors import PaymentDeclined, RefundRefused, TransientError
 
 # Test tokens, as real gateways publish them: these always decline.
 DECLINING_TOKENS = frozenset({"tok_decline", "tok_insufficient_funds", "4000000000000002"})
+# Captures succeed, every refund is refused (e.g. a closed card account).
+REFUND_REFUSING_TOKENS = frozenset({"tok_refund_refused"})
+REFUNDS_REFUSED = "refunds refused: card account closed"
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,9 @@ class SimulatedGateway:
             amount_minor=amount_minor,
             currency=currency,
             reference=f"ch_{secrets.token_hex(8)}",
-            detail="card declined by issuer" if declined else "",
+            detail="card declined by issuer"
+            if declined
+            else (REFUNDS_REFUSED if token in REFUND_REFUSING_TOKENS else ""),
             created_at=datetime.now(UTC),
         )
         return await self._answer(await self._record(row))
@@ -111,6 +116,8 @@ class SimulatedGateway:
         existing = await self._existing(key)
         if existing is not None:
             return self._result(existing)
+        if await self._refunds_refused(order_id):
+            raise RefundRefused("the card account is closed: refunds are refused")
         balance = await self.balance(order_id)
         if amount_minor > balance:
             raise RefundRefused(f"refund {amount_minor} exceeds captured balance {balance}")
@@ -125,6 +132,17 @@ class SimulatedGateway:
             created_at=datetime.now(UTC),
         )
         return await self._answer(await self._record(row))
+
+    async def _refunds_refused(self, order_id: str) -> bool:
+        async with self._sessions() as session:
+            found = await session.scalar(
+                select(PaymentLedgerRow.id).where(
+                    PaymentLedgerRow.order_id == order_id,
+                    PaymentLedgerRow.kind == "capture",
+                    PaymentLedgerRow.detail == REFUNDS_REFUSED,
+                )
+            )
+        return found is not None
 
     async def balance(self, order_id: str) -> int:
         """Captured minus refunded, in minor units."""

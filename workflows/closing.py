@@ -1,96 +1,127 @@
-"""How an order ends without being delivered: compensations unwound in reverse, then closed."""
+"""Compensation: a typed stack of undo steps, unwound in reverse when an order ends early.
+
+A step refused for good (e.g. the gateway refuses a refund) is never dropped: the order moves to
+``needs_attention``, support is alerted, and the step waits for a retry or a manual resolution.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from domain.money import from_minor
-    from domain.status import OrderStatus, refund_state
-    from domain.view import Closure
-    from workflows.contracts import CarrierEventInput, ChargeResult, RefundRequest, StockRequest
+    from domain import events as ev
+    from domain.status import Action, OrderStatus
+    from workflows.contracts import ResolveCompensationInput, RetryCompensationInput
 
-from workflows.recorder import COMPENSATION_RETRY, OrderEnded, OrderRecorder
+from workflows.recorder import (
+    Commands,
+    OrderEnded,
+    Recorder,
+    StepFailure,
+    Ticket,
+    error_message,
+    not_allowed,
+    refuse,
+    settle,
+)
 
 S = OrderStatus
+SupportDecision = RetryCompensationInput | ResolveCompensationInput
 
 
-class Closing(OrderRecorder):
-    """State: the compensation stack, money captured and refunded, carrier scans not applied."""
+@dataclass(frozen=True)
+class Compensation:
+    """One undo step: a name for people and the coroutine that performs it."""
 
-    _compensations: list[str]
-    _captured_minor: int
-    _refunded_minor: int
-    _carrier_events: list[CarrierEventInput]
+    name: str
+    undo: Callable[[], Awaitable[None]]
 
-    async def _close(self, end: OrderEnded) -> None:
-        view = self._view
-        if self._decide_at_task_end and "release_stock" not in self._compensations:
-            # A lost workflow task may have reserved stock that this run never asked for.
-            self._compensations.insert(0, "release_stock")
-        for step in reversed(self._compensations):
-            await self._compensate(step)
-        self._compensations.clear()
-        if end.status is S.CANCELLED:
-            await self._notify(
-                "cancelled",
-                view.customer.email,
-                f"Order {view.id} cancelled",
-                f"Your order was cancelled: {end.reason}",
+
+class Compensations:
+    def __init__(self, rec: Recorder) -> None:
+        self._rec = rec
+        self._stack: list[Compensation] = []
+        self.decisions: Commands[SupportDecision] = Commands()
+
+    def push(self, step: Compensation) -> None:
+        """Before the step it undoes runs, so a crash in between still undoes it."""
+        if all(s.name != step.name for s in self._stack):
+            self._stack.append(step)
+
+    def clear(self) -> None:
+        """The goods have left: nothing is undone any more (returns are a separate process)."""
+        self._stack.clear()
+
+    def ensure_bottom(self, step: Compensation) -> None:
+        if all(s.name != step.name for s in self._stack):
+            self._stack.insert(0, step)
+
+    async def unwind(self) -> None:
+        retry: Ticket | None = None  # support's retry answers once that attempt is over
+        while self._stack:
+            step = self._stack[-1]
+            try:
+                await step.undo()
+            except StepFailure as err:
+                self._alerted(step, error_message(err))
+                if retry is not None:
+                    settle(retry)
+                retry = await self._support_decides(step)
+                if retry is not None:
+                    continue
+            else:
+                if retry is not None:
+                    settle(retry)
+                    retry = None
+            self._stack.pop()
+
+    def _alerted(self, step: Compensation, reason: str) -> None:
+        self._rec.emit(ev.CompensationFailed(step=step.name, reason=reason))
+
+    async def _support_decides(self, step: Compensation) -> Ticket | None:
+        """Alert support and wait: None once resolved by hand, else the retry's ticket."""
+        rec, state = self._rec, self._rec.state
+        assert state.attention is not None
+        await rec.notify(
+            "compensation_failed",
+            "support@orderly.local",
+            f"Order {state.id} needs attention",
+            f"Compensation {step.name} was refused: {state.attention.reason}. Retry or resolve it.",
+            step=f"compensation_failed:{step.name}:{state.seq}",
+        )
+        await rec.wait_for(lambda: bool(self.decisions))
+        decision, ticket = self.decisions.take()
+        if isinstance(decision, ResolveCompensationInput):
+            rec.emit(
+                ev.CompensationResolved(actor=decision.actor, step=step.name, note=decision.note)
             )
-        # Terminal only once every side effect is done.
-        view.closure = Closure(reason=end.reason, by=end.actor, at=workflow.now())
-        self._move(end.status, end.event, f"Order {end.status}: {end.reason}", actor=end.actor)
-        if not self._steady:  # steady orders project once more when run() returns
-            await self._flush()
+            settle(ticket)
+            return None
+        rec.emit(ev.CompensationRetried(actor=decision.actor, step=step.name))
+        return ticket
 
-    def _drop_carrier_events(self) -> None:
-        """Record scans still queued when the order ends without following the carrier."""
-        if not self._decide_at_task_end:
-            return
-        for ev in self._carrier_events:
-            self._event(
-                "carrier_event_ignored",
-                f"Carrier event {ev.event} ignored while {self._view.status}",
-                actor=ev.actor,
-            )
-        self._carrier_events.clear()
+    def validate(self, action: Action) -> None:
+        state = self._rec.state
+        if action not in state.allowed_actions or self.decisions:
+            refuse(state, action)
 
-    async def _compensate(self, step: str) -> None:
-        view = self._view
-        opts: dict[str, Any] = {"retry": COMPENSATION_RETRY}
-        if step == "release_stock":
-            units = await self._activity(
-                "release_stock", StockRequest(order_id=view.id), int, local=True, **opts
-            )
-            if units:
-                self._event("stock_released", f"Released {units} reserved units")
-        elif step == "refund_payment":
-            due = self._captured_minor - self._refunded_minor
-            if due <= 0:
-                return
-            charge = await self._activity(
-                "refund_payment",
-                RefundRequest(
-                    order_id=view.id, step="refund", amount_minor=due, currency=view.currency
-                ),
-                ChargeResult,
-                heartbeat=True,
-                **opts,
-            )
-            self._refunded_minor += charge.amount_minor
-            view.payment.refunded = from_minor(self._refunded_minor, view.currency)
-            view.payment.refund_reference = charge.reference
-            view.payment.refund_state = refund_state(self._captured_minor, self._refunded_minor)
-            self._event(
-                "payment_refunded",
-                f"Refunded {view.payment.refunded} {view.currency}",
-                data={"reference": charge.reference},
-            )
-        elif step == "cancel_shipment":
-            if await self._activity(
-                "cancel_shipment", StockRequest(order_id=view.id), bool, **opts
-            ):
-                self._event("shipment_cancelled", "Shipment booking cancelled")
+    def refuse_pending(self) -> None:
+        self.decisions.refuse_all(not_allowed(self._rec.state, "the order is closed"))
+
+
+async def close(rec: Recorder, compensations: Compensations, end: OrderEnded) -> None:
+    """Undo what was done, tell the customer if cancelled, then record the end."""
+    await compensations.unwind()
+    state = rec.state
+    if end.status is S.CANCELLED:
+        await rec.notify(
+            "cancelled",
+            state.customer.email,
+            f"Order {state.id} cancelled",
+            f"Your order was cancelled: {end.reason}",
+            step="cancelled",
+        )
+    rec.emit(ev.CLOSURES[end.status.value](actor=end.actor, reason=end.reason))

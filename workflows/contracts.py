@@ -10,14 +10,16 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from domain.approval import ApprovalPolicy
+from domain.events import ParcelLine
 from domain.order import MAX_LINES, Address, Clean, OrderLine, OrderSpec
 from domain.policies import CreditRules
-from domain.view import OrderView, TimelineEvent
+from domain.state import LoggedEvent, OrderState
 
 Reason = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), Clean
 ]
 Comment = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500), Clean]
+MAX_PARCELS = 20
 
 
 class _Input(BaseModel):
@@ -30,15 +32,8 @@ class OrderPolicy(_Input):
     payment_deadline: timedelta
     payment_reminder_after: timedelta
     delivery_sla: timedelta
-    # Single-level approval of orders started before chains (``approval`` is None on those).
-    approval_threshold: Decimal = Decimal(5000)
-    approval_reminder_after: timedelta = timedelta(hours=8)
+    approval: ApprovalPolicy
     credit_rules: CreditRules = Field(default_factory=CreditRules)
-    approval: ApprovalPolicy | None = Field(
-        default=None,
-        description="Multi-level approval policy; None on orders started before chains existed, "
-        "which keep the single-level rule (approval_threshold).",
-    )
     activity_timeout: timedelta = timedelta(seconds=30)
     activity_heartbeat: timedelta = timedelta(seconds=10)
 
@@ -92,6 +87,22 @@ class PaymentInput(_Input):
     token: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
 
 
+class SplitShipmentInput(_Input):
+    """Divide the order's units into parcels, each booked and tracked on its own."""
+
+    actor: str
+    parcels: list[list[ParcelLine]] = Field(min_length=2, max_length=MAX_PARCELS)
+
+
+class RetryCompensationInput(_Input):
+    actor: str
+
+
+class ResolveCompensationInput(_Input):
+    actor: str
+    note: Reason
+
+
 class CarrierEventType(StrEnum):
     PICKED_UP = "picked_up"
     IN_TRANSIT = "in_transit"
@@ -106,6 +117,13 @@ class CarrierEventInput(_Input):
     location: Comment | None = None
     note: Comment | None = None
     occurred_at: datetime | None = None
+
+
+class OrderRecord(_Input):
+    """The order's state and every event so far (the ``record`` query)."""
+
+    state: OrderState
+    events: list[LoggedEvent]
 
 
 # --- activities ---------------------------------------------------------------------------------
@@ -156,13 +174,19 @@ class ChargeResult(_Input):
 
 class ShipmentRequest(_Input):
     order_id: str
+    parcel: int = Field(ge=1, description="Parcel number: one booking per order and parcel.")
     country: str
-    parcels: int
+    units: int
 
 
 class ShipmentResult(_Input):
     carrier: str
     tracking_number: str
+
+
+class CancelShipmentRequest(_Input):
+    order_id: str
+    parcel: int
 
 
 class NotifyRequest(_Input):
@@ -175,5 +199,8 @@ class NotifyRequest(_Input):
 
 
 class ProjectRequest(_Input):
-    view: OrderView = Field(description="The order, its timeline left empty.")
-    events: list[TimelineEvent]
+    """The order's state and the events not yet projected (every event when ``final``)."""
+
+    state: OrderState
+    events: list[LoggedEvent]
+    final: bool = False

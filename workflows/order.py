@@ -1,8 +1,13 @@
 """The order workflow: one durable execution per order, workflow id = order id.
 
-Steps: credit check -> approval when required -> reserve stock -> capture payment (or, for
-prepay, wait for the customer's payment until a deadline) -> book shipment -> carrier events ->
-completed. Cancellation, rejection and failures unwind the compensation stack in reverse.
+Steps: credit check -> reserve stock -> approval chain when the policy asks -> capture payment
+(or, for prepay, wait for the customer's payment until a deadline) -> book parcels -> carrier
+scans -> completed. Cancellation, rejection and failures unwind the compensation stack.
+
+Each concern is its own class (stock, approval, payment, shipping, compensation) over one
+:class:`~workflows.recorder.Recorder`, which records the order's events and folds them into its
+state. Update handlers only queue commands; the run loop decides on them where a workflow task
+ends, so a replay takes the same steps whenever an update reached the original run.
 """
 
 from __future__ import annotations
@@ -10,349 +15,266 @@ from __future__ import annotations
 import asyncio
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from domain.policies import CreditOutcome, approval_required, decide_credit, requires_prepayment
-    from domain.status import Action, OrderStatus
-    from domain.view import ApprovalDecision, OrderView, TimelineEvent
+    from activities.credit import CreditActivities
+    from domain import events as ev
+    from domain.policies import CreditOutcome, decide_credit
+    from domain.state import OrderState
+    from domain.status import TERMINAL, Action, OrderStatus
     from workflows.contracts import (
         AmendInput,
         ApproveInput,
         CancelInput,
         CarrierEventInput,
         CreditReportRequest,
-        CreditReportResult,
+        OrderRecord,
         PaymentInput,
         RejectInput,
         RequestChangesInput,
-        ShipmentRequest,
-        ShipmentResult,
+        ResolveCompensationInput,
+        RetryCompensationInput,
+        SplitShipmentInput,
         StartOrderInput,
     )
 
-from workflows.approval import FORBIDDEN, ApprovalChain
-from workflows.closing import Closing
-from workflows.fulfilment import Fulfilment
+from workflows.approval import ApprovalChain
+from workflows.closing import Compensation, Compensations, close
+from workflows.payment import Payments
 from workflows.recorder import (
     COMMAND_NOT_ALLOWED,
+    FORBIDDEN,
     INVALID_COMMAND,
     SYSTEM,
     OrderEnded,
+    Recorder,
     StepFailure,
+    Ticket,
     error_message,
+    not_allowed,
+    outcome,
     refuse,
+    settle,
 )
+from workflows.shipping import Shipping
+from workflows.stock import Stock
 
 S = OrderStatus
-# Orders started from here on project only when they wait and run cheap steps locally.
-LEAN_STEPS = "lean-steps-2026-11"
-# ... and project a fixed number of times, whatever update handlers did meanwhile.
-STEADY_PROJECTION = "steady-projection-2026-11"
-# ... and decide only where a workflow task ends, so a replay takes the same steps whenever a
-# signal or update reached the original run (chaos found both kinds of race): carrier scans are
-# queued and judged by the run loop; a cancel is honoured before a regular activity or when
-# waiting, never between local activities; a closing order always releases its stock.
-DECIDE_AT_TASK_END = "decide-at-task-end-2026-11"
 __all__ = ["COMMAND_NOT_ALLOWED", "FORBIDDEN", "INVALID_COMMAND", "OrderWorkflow"]
 
 
 @workflow.defn(name="Order")
-class OrderWorkflow(ApprovalChain, Fulfilment, Closing):
+class OrderWorkflow:
     @workflow.init
     def __init__(self, inp: StartOrderInput) -> None:
-        self._inp = inp
-        self._view = OrderView.new(inp.order_id, inp.spec, inp.created_by, inp.created_at)
-        self._unprojected: list[TimelineEvent] = []
-        self._cancel: CancelInput | None = None
-        self._approval: ApproveInput | RejectInput | None = None
-        self._payments: list[PaymentInput] = []
-        self._payments_settled = 0
-        self._carrier_events: list[CarrierEventInput] = []
-        self._compensations: list[str] = []
-        self._captured_minor = 0
-        self._refunded_minor = 0
-        self._init_chain()
-
-    @property
-    def _chained(self) -> bool:
-        """Multi-level approval; orders started before chains keep the single-level rule."""
-        return self._inp.policy.approval is not None
-
-    def _actions(self, status: OrderStatus) -> list[Action]:
-        actions = super()._actions(status)
-        return actions if self._chained else [a for a in actions if a is not Action.REQUEST_CHANGES]
+        rec = self._rec = Recorder(inp)
+        self._stock = Stock(rec)
+        self._compensations = Compensations(rec)
+        self._approval = ApprovalChain(rec, self._stock, self._check_credit)
+        self._payments = Payments(rec)
+        self._shipping = Shipping(rec, self._stock, self._compensations)
 
     # --- run ------------------------------------------------------------------------------------
 
     @workflow.run
-    async def run(self, inp: StartOrderInput) -> OrderView:
-        # New orders record one patch marker, which implies the two before it.
-        newest = self._decide_at_task_end = workflow.patched(DECIDE_AT_TASK_END)
-        self._lean = newest or workflow.patched(LEAN_STEPS)
-        self._steady = newest or (self._lean and workflow.patched(STEADY_PROJECTION))
-        self._event(
-            "received",
-            f"Order received: {self._view.total} {self._view.currency}",
-            actor=inp.created_by,
-        )
+    async def run(self, inp: StartOrderInput) -> OrderState:
+        rec = self._rec
         try:
             await self._process()
         except OrderEnded as end:
             await self._close(end)
-        except StepFailure as err:  # a step failed for good (non-retryable)
-            await self._close(OrderEnded(S.FAILED, "step_failed", error_message(err), SYSTEM))
+        except StepFailure as err:  # a forward step failed for good (non-retryable)
+            await self._close(OrderEnded(S.FAILED, error_message(err), SYSTEM))
         except asyncio.CancelledError:
             # Cancelled through Temporal itself (operator): compensate, then report cancellation.
-            await self._close(OrderEnded(S.CANCELLED, "cancelled", "workflow cancelled", SYSTEM))
-            if self._steady:
-                self._drop_carrier_events()
-                await self._flush()
+            await self._close(OrderEnded(S.CANCELLED, "workflow cancelled", SYSTEM))
+            await rec.flush(final=True)
             raise
-        self._drop_carrier_events()
-        await self._flush()
+        await rec.flush(final=True)
         await workflow.wait_condition(workflow.all_handlers_finished)
-        return self._view
+        return rec.state
+
+    async def _process(self) -> None:
+        rec, comp = self._rec, self._compensations
+        self._approval.credit = await self._check_credit()
+        comp.push(Compensation("release_stock", self._stock.release))
+        await self._stock.reserve(rec.inp.spec)
+        await self._approval.run()
+        comp.push(Compensation("refund_payment", self._payments.refund_due))
+        await self._payments.collect(self._approval.credit)
+        comp.push(Compensation("cancel_shipment", self._shipping.cancel_parcels))
+        await self._shipping.book_all()
+        await self._shipping.follow()
+        state = rec.state
+        await rec.notify(
+            "delivered",
+            state.customer.email,
+            f"Order {state.id} delivered",
+            "Your order has been delivered.",
+            step="delivered",
+        )
+        rec.emit(ev.Completed())
 
     async def _check_credit(self) -> CreditOutcome:
-        view, policy = self._view, self._inp.policy
-        self._move(S.CREDIT_CHECK, "credit_check_started", "Credit check started")
-        await self._checkpoint()
-        report = await self._activity(
-            "check_credit",
+        """Run (or re-run, after an amendment) the credit check; a rejection ends the order."""
+        rec = self._rec
+        rec.emit(ev.CreditCheckStarted())
+        # Projected first: the order (and its total) counts in the exposure of the customer's
+        # other orders from now on, and lists show it at once.
+        await rec.flush()
+        state = rec.state
+        report = await rec.call(
+            CreditActivities.check_credit,
             CreditReportRequest(
-                order_id=view.id, customer_id=view.customer.id, currency=view.currency
+                order_id=state.id, customer_id=state.customer.id, currency=state.currency
             ),
-            CreditReportResult,
             local=True,
         )
         decision = decide_credit(
             score=report.score,
             credit_limit=report.credit_limit,
             open_exposure=report.open_exposure,
-            order_total=view.total,
-            rules=policy.credit_rules,
+            order_total=state.total,
+            rules=rec.policy.credit_rules,
         )
-        view.credit = decision
+        rec.emit(ev.CreditChecked(actor="credit-policy", decision=decision))
         if decision.outcome is CreditOutcome.REJECT:
-            raise OrderEnded(S.REJECTED, "credit_rejected", decision.reason, "credit-policy")
-        self._event(
-            "credit_checked",
-            f"Credit {decision.outcome}: {decision.reason}",
-            data={"outcome": decision.outcome.value, "score": str(decision.score)},
-        )
-        await self._checkpoint()
+            raise OrderEnded(S.REJECTED, decision.reason, "credit-policy")
         return decision.outcome
 
-    async def _process(self) -> None:
-        view, policy = self._view, self._inp.policy
+    async def _close(self, end: OrderEnded) -> None:
+        rec = self._rec
+        # A lost workflow task may have reserved stock that this run never asked for.
+        self._compensations.ensure_bottom(Compensation("release_stock", self._stock.release))
+        await close(rec, self._compensations, end)
+        for _, scan in self._shipping.scans:
+            self._shipping.ignore(scan, f"the order is {rec.state.status}")
+        self._shipping.scans.clear()
+        closed = not_allowed(rec.state, f"the order is {rec.state.status}")
+        if rec.cancel is not None and not rec.cancel[1].done:
+            settle(rec.cancel[1], closed)
+        for queue in (
+            self._approval.decisions,
+            self._approval.amendments,
+            self._payments.payments,
+            self._shipping.splits,
+            self._compensations.decisions,
+        ):
+            queue.refuse_all(closed)
 
-        # 1. Credit check
-        self._credit = await self._check_credit()
+    def _closing_done(self) -> bool:
+        status = self._rec.state.status
+        return status in TERMINAL or status is S.NEEDS_ATTENTION
 
-        # 2-3. Approval and stock. Chains hold the stock while approvers decide.
-        if self._chained:
-            self._compensations.append("release_stock")
-            await self._reserve_stock()
-            await self._checkpoint()
-            await self._run_chain()
-            self._move(S.CONFIRMED, "confirmed", "Order confirmed")
-            await self._checkpoint()
-        else:
-            if approval_required(view.total, policy.approval_threshold):
-                await self._await_approval()
-            self._move(S.CONFIRMED, "confirmed", "Order confirmed")
-            await self._checkpoint()
-            self._compensations.append("release_stock")
-            await self._reserve_stock()
-        await self._checkpoint()
-        spec = self._spec
+    async def _settled(self, ticket: Ticket) -> OrderState:
+        await outcome(ticket)
+        return self._rec.state
 
-        # 4. Payment
-        self._compensations.append("refund_payment")
-        if requires_prepayment(spec, self._credit):
-            await self._await_prepayment()
-        else:
-            await self._capture("capture", spec.payment_method.token)
-        await self._checkpoint()
-
-        # 5. Shipment
-        self._compensations.append("cancel_shipment")
-        self._before_step()
-        booking = await self._activity(
-            "book_shipment",
-            ShipmentRequest(
-                order_id=view.id, country=spec.shipping_address.country, parcels=len(spec.lines)
-            ),
-            ShipmentResult,
-        )
-        view.shipment.carrier, view.shipment.tracking_number = (
-            booking.carrier,
-            booking.tracking_number,
-        )
-        self._move(
-            S.FULFILLING,
-            "shipment_booked",
-            f"Shipment booked with {booking.carrier}: {booking.tracking_number}",
-            data={"tracking_number": booking.tracking_number},
-        )
-        await self._checkpoint()
-
-        # 6. Carrier events until delivered
-        await self._follow_carrier()
-        await self._notify(
-            "delivered",
-            spec.customer.email,
-            f"Order {view.id} delivered",
-            "Your order has been delivered.",
-        )
-        self._move(S.COMPLETED, "completed", "Order completed")
-
-    async def _await_approval(self) -> None:
-        view, policy = self._view, self._inp.policy
-        view.approval.required = True
-        self._move(
-            S.AWAITING_APPROVAL,
-            "approval_requested",
-            f"Approval required: total above {policy.approval_threshold} {view.currency}",
-        )
-        decided = await self._wait_for(
-            lambda: self._approval is not None, policy.approval_reminder_after
-        )
-        if not decided:
-            await self._notify(
-                "approval_reminder",
-                "approvers@orderly.local",
-                f"Order {view.id} waits for your approval",
-                f"Order {view.id} of {view.customer.name} ({view.total} "
-                f"{view.currency}) is waiting for approval.",
-            )
-            self._event("approval_reminder_sent", "Approvers reminded")
-            await self._wait_for(lambda: self._approval is not None)
-        decision = self._approval
-        if isinstance(decision, RejectInput):
-            raise OrderEnded(S.REJECTED, "rejected", decision.reason, decision.actor)
-
-    # --- commands -------------------------------------------------------------------------------
+    # --- commands (updates: validators refuse at once; the run loop decides) --------------------
 
     @workflow.update
-    async def approve(self, inp: ApproveInput) -> OrderView:
-        """Approve at the current level (or the order's single level on pre-chain orders)."""
-        if self._chained:
-            await self._chain_approve(inp)
-            return self._view
-        self._approval = inp
-        self._view.approval.decision = ApprovalDecision.APPROVED
-        self._view.approval.decided_by, self._view.approval.decided_at = inp.actor, workflow.now()
-        self._view.approval.comment = inp.comment
-        self._event(
-            "approved", "Approved" + (f": {inp.comment}" if inp.comment else ""), actor=inp.actor
-        )
-        await workflow.wait_condition(lambda: self._view.status is not S.AWAITING_APPROVAL)
-        return self._view
+    async def approve(self, inp: ApproveInput) -> OrderState:
+        """Approve at the current level."""
+        return await self._settled(self._approval.submit(inp))
 
     @approve.validator
     def _validate_approve(self, inp: ApproveInput) -> None:
-        if self._chained:
-            self._validate_decider(inp, Action.APPROVE)
-        else:
-            self._require(Action.APPROVE)
+        self._approval.validate_decision(inp, Action.APPROVE)
 
     @workflow.update
-    async def reject(self, inp: RejectInput) -> OrderView:
+    async def reject(self, inp: RejectInput) -> OrderState:
         """Reject at the current level: the order closes as rejected and compensates."""
-        if self._chained:
-            await self._chain_reject(inp)
-            return self._view
-        self._approval = inp
-        self._view.approval.decision = ApprovalDecision.REJECTED
-        self._view.approval.decided_by, self._view.approval.decided_at = inp.actor, workflow.now()
-        self._view.approval.comment = inp.reason
-        await workflow.wait_condition(lambda: self._view.status.is_terminal)
-        return self._view
+        await outcome(self._approval.submit(inp))
+        await workflow.wait_condition(self._closing_done)
+        return self._rec.state
 
     @reject.validator
     def _validate_reject(self, inp: RejectInput) -> None:
-        if self._chained:
-            self._validate_decider(inp, Action.REJECT)
-        else:
-            self._require(Action.REJECT)
+        self._approval.validate_decision(inp, Action.REJECT)
 
     @workflow.update
-    async def request_changes(self, inp: RequestChangesInput) -> OrderView:
+    async def request_changes(self, inp: RequestChangesInput) -> OrderState:
         """Send the order back to sales to amend; the chain restarts after the amendment."""
-        await self._chain_request_changes(inp)
-        return self._view
+        return await self._settled(self._approval.submit(inp))
 
     @request_changes.validator
     def _validate_request_changes(self, inp: RequestChangesInput) -> None:
-        self._validate_decider(inp, Action.REQUEST_CHANGES)
+        self._approval.validate_decision(inp, Action.REQUEST_CHANGES)
 
     @workflow.update
-    async def amend(self, inp: AmendInput) -> OrderView:
+    async def amend(self, inp: AmendInput) -> OrderState:
         """Change lines or address of an order sent back for changes; it is re-priced."""
-        await self._chain_amend(inp)
-        return self._view
+        return await self._settled(
+            self._approval.amendments.put((inp, self._approval.amended_spec(inp)))
+        )
 
     @amend.validator
     def _validate_amend(self, inp: AmendInput) -> None:
-        self._amended_spec(inp)
+        self._approval.amended_spec(inp)
 
     @workflow.update
-    async def cancel(self, inp: CancelInput) -> OrderView:
-        self._cancel = inp
-        self._view.allowed_actions = self._actions(self._view.status)
-        self._event("cancel_requested", f"Cancellation requested: {inp.reason}", actor=inp.actor)
-        await workflow.wait_condition(lambda: self._view.status.is_terminal)
-        return self._view
+    async def cancel(self, inp: CancelInput) -> OrderState:
+        """Cancel until the goods leave; answers once the order has closed (or needs support)."""
+        ticket = Ticket()
+        self._rec.cancel, self._rec.cancel_arrival = (inp, ticket), self._rec.arrival()
+        await outcome(ticket)
+        await workflow.wait_condition(self._closing_done)
+        return self._rec.state
 
     @cancel.validator
     def _validate_cancel(self, inp: CancelInput) -> None:
-        self._require(Action.CANCEL)
+        state = self._rec.state
+        if Action.CANCEL not in state.allowed_actions or self._rec.cancel is not None:
+            refuse(state, Action.CANCEL)
 
     @workflow.update
-    async def pay(self, inp: PaymentInput) -> OrderView:
-        self._payments.append(inp)
-        ticket = self._payments_settled + len(self._payments)
-        self._view.allowed_actions = [a for a in self._view.allowed_actions if a is not Action.PAY]
-        self._event(
-            "payment_received",
-            f"Payment of {inp.amount} {self._view.currency} received",
-            actor=inp.actor,
-        )
-        await workflow.wait_condition(
-            lambda: self._payments_settled >= ticket or self._view.status.is_terminal
-        )
-        self._view.allowed_actions = self._actions(self._view.status)
-        return self._view
+    async def pay(self, inp: PaymentInput) -> OrderState:
+        """A prepay order's payment; answers once it is captured or declined."""
+        return await self._settled(self._payments.payments.put(inp))
 
     @pay.validator
     def _validate_pay(self, inp: PaymentInput) -> None:
-        self._require(Action.PAY)
-        if self._payments:
-            refuse(self._view, Action.PAY, "a payment for this order is being processed")
-        if inp.amount != self._view.total:
-            raise ApplicationError(
-                f"amount must equal the order total {self._view.total} {self._view.currency}",
-                {"field": "amount"},
-                type=INVALID_COMMAND,
-                non_retryable=True,
-            )
+        self._payments.validate(inp)
+
+    @workflow.update
+    async def split_shipment(self, inp: SplitShipmentInput) -> OrderState:
+        """Divide the order's units into parcels (before any parcel has moved)."""
+        return await self._settled(self._shipping.splits.put(inp))
+
+    @split_shipment.validator
+    def _validate_split(self, inp: SplitShipmentInput) -> None:
+        self._shipping.validate_split(inp)
+
+    @workflow.update
+    async def retry_compensation(self, inp: RetryCompensationInput) -> OrderState:
+        """Support: run the refused compensation again."""
+        return await self._settled(self._compensations.decisions.put(inp))
+
+    @retry_compensation.validator
+    def _validate_retry(self, inp: RetryCompensationInput) -> None:
+        self._compensations.validate(Action.RETRY_COMPENSATION)
+
+    @workflow.update
+    async def resolve_compensation(self, inp: ResolveCompensationInput) -> OrderState:
+        """Support: the refused compensation was settled by other means; the order closes."""
+        return await self._settled(self._compensations.decisions.put(inp))
+
+    @resolve_compensation.validator
+    def _validate_resolve(self, inp: ResolveCompensationInput) -> None:
+        self._compensations.validate(Action.RESOLVE_COMPENSATION)
 
     @workflow.signal
     def carrier_event(self, inp: CarrierEventInput) -> None:
-        """Carrier scans arrive as signals: fire and forget, processed in order by ``run``."""
-        if self._decide_at_task_end and not self._view.status.is_terminal:
-            self._carrier_events.append(inp)  # judged by _follow_carrier or dropped on closing
-        elif not self._decide_at_task_end and Action.SHIPMENT_EVENT in self._view.allowed_actions:
-            self._carrier_events.append(inp)
-        else:
-            self._event(
-                "carrier_event_ignored",
-                f"Carrier event {inp.event} ignored while {self._view.status}",
-                actor=inp.actor,
-            )
+        """Carrier scans arrive as signals: queued whatever the status, judged by the run loop."""
+        self._shipping.scans.append((self._rec.arrival(), inp))
+
+    # --- queries --------------------------------------------------------------------------------
 
     @workflow.query
-    def state(self) -> OrderView:
-        return self._view
+    def state(self) -> OrderState:
+        return self._rec.state
+
+    @workflow.query
+    def record(self) -> OrderRecord:
+        """State and every event so far, for a live timeline."""
+        return self._rec.record()

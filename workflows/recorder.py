@@ -1,171 +1,224 @@
-"""Bookkeeping every order workflow step relies on: timeline, status moves, projection,
-cancellable waits and activity calls with the order's policy."""
+"""What every part of the order workflow shares: the event record and the state it folds to,
+projection, command queues, cancellable waits and activity calls with the order's policy."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, NoReturn
+from typing import Any, Generic, NoReturn, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from domain.status import CANCELLABLE, Action, OrderStatus, allowed_actions, check_transition
-    from domain.view import OrderView, TimelineEvent
-    from workflows.contracts import CancelInput, NotifyRequest, ProjectRequest, StartOrderInput
+    from activities.notify import NotifyActivities
+    from activities.projection import ProjectionActivities
+    from domain import events as ev
+    from domain.state import LoggedEvent, OrderState, apply
+    from domain.status import CANCELLABLE, Action, OrderStatus
+    from workflows.contracts import (
+        CancelInput,
+        NotifyRequest,
+        OrderRecord,
+        ProjectRequest,
+        StartOrderInput,
+    )
 
 S = OrderStatus
-SYSTEM = "system"
+SYSTEM = ev.SYSTEM
 COMMAND_NOT_ALLOWED = "CommandNotAllowed"
 INVALID_COMMAND = "InvalidCommand"
+FORBIDDEN = "Forbidden"
 
 FORWARD_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
 )
-# Compensations must eventually succeed: retry forever, never give up on a refund.
+# Compensations must eventually succeed: transient errors are retried forever. A final refusal
+# (non-retryable) puts the order in needs_attention for support instead of being dropped.
 COMPENSATION_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=60),
     maximum_attempts=0,
 )
+PROJECTION_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=10), maximum_attempts=0)
+
+A = TypeVar("A")
+R = TypeVar("R")
+T = TypeVar("T")
 
 
 class OrderEnded(Exception):
     """The order cannot go on: unwind compensations and close it with ``status``."""
 
-    def __init__(self, status: OrderStatus, event: str, reason: str, actor: str) -> None:
+    def __init__(self, status: OrderStatus, reason: str, actor: str = SYSTEM) -> None:
         super().__init__(reason)
-        self.status, self.event, self.reason, self.actor = status, event, reason, actor
+        self.status, self.reason, self.actor = status, reason, actor
 
 
-def refuse(view: OrderView, action: Action, why: str | None = None) -> NoReturn:
-    """Refuse a command in a validator: it never enters history; the caller sees what is allowed."""
-    message = why or f"{action} is not allowed while the order is {view.status}"
-    raise ApplicationError(
+def not_allowed(state: OrderState, message: str) -> ApplicationError:
+    """A refusal (409): the caller sees the status and what is allowed now."""
+    return ApplicationError(
         message,
-        {"status": view.status.value, "allowed_actions": [a.value for a in view.allowed_actions]},
+        {"status": state.status.value, "allowed_actions": [a.value for a in state.allowed_actions]},
         type=COMMAND_NOT_ALLOWED,
         non_retryable=True,
     )
 
 
-class OrderRecorder:
-    """State and helpers shared by the order workflow's steps and handlers."""
+def invalid(field_name: str, message: str) -> ApplicationError:
+    """A command whose input is wrong for this order (422 naming the field)."""
+    return ApplicationError(
+        message, {"field": field_name}, type=INVALID_COMMAND, non_retryable=True
+    )
 
-    _inp: StartOrderInput
-    _view: OrderView
-    _unprojected: list[TimelineEvent]
-    _cancel: CancelInput | None
-    # Lean orders (started by this code or later) project only when they wait and run cheap
-    # steps as local activities; orders started before keep their recorded behaviour.
-    _lean: bool = False
-    # Steady orders project a fixed number of times (see _flush); set with _lean.
-    _steady: bool = False
-    # Orders that decide only where a workflow task ends (see DECIDE_AT_TASK_END in order.py).
-    _decide_at_task_end: bool = False
 
-    def _require(self, action: Action) -> None:
-        if action not in self._view.allowed_actions:
-            refuse(self._view, action)
+def refuse(state: OrderState, action: Action, why: str | None = None) -> NoReturn:
+    """Refuse a command in a validator: it never enters history."""
+    raise not_allowed(state, why or f"{action} is not allowed while the order is {state.status}")
 
-    # --- helpers --------------------------------------------------------------------------------
 
-    def _event(
-        self, type_: str, message: str, *, actor: str = SYSTEM, data: dict[str, str] | None = None
-    ) -> None:
-        view = self._view
-        now = workflow.now()
-        event = TimelineEvent(
-            seq=len(view.timeline) + 1,
-            at=now,
-            type=type_,
-            status=view.status,
-            actor=actor,
-            message=message,
-            data=data or {},
+@dataclass
+class Ticket:
+    """A command's place in its queue; the run loop settles it."""
+
+    done: bool = False
+    refusal: ApplicationError | None = None
+
+
+@dataclass
+class Commands(Generic[T]):
+    """Commands accepted by update handlers, decided by the run loop where a task ends.
+
+    Handlers never change the order themselves: a replay may deliver an update at another point
+    of a workflow task than the original run did, so only the run loop records events.
+    """
+
+    items: list[tuple[T, Ticket]] = field(default_factory=list)
+
+    def put(self, item: T) -> Ticket:
+        ticket = Ticket()
+        self.items.append((item, ticket))
+        return ticket
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def take(self) -> tuple[T, Ticket]:
+        return self.items.pop(0)
+
+    def refuse_all(self, refusal: ApplicationError) -> None:
+        for _, ticket in self.items:
+            ticket.done, ticket.refusal = True, refusal
+        self.items.clear()
+
+
+def settle(ticket: Ticket, refusal: ApplicationError | None = None) -> None:
+    ticket.done, ticket.refusal = True, refusal
+
+
+async def outcome(ticket: Ticket) -> None:
+    """Wait in a handler until the run loop settled the command; raise its refusal."""
+    await workflow.wait_condition(lambda: ticket.done)
+    if ticket.refusal is not None:
+        raise ticket.refusal
+
+
+class Recorder:
+    """The order's events, the state they fold to, and the helpers every step relies on."""
+
+    def __init__(self, inp: StartOrderInput) -> None:
+        self.inp, self.policy = inp, inp.policy
+        self.log: list[LoggedEvent] = []
+        self._projected = 0
+        self.cancel: tuple[CancelInput, Ticket] | None = None
+        self.cancel_arrival = 0
+        self._arrivals = 0  # commands and signals in the order they reached the workflow
+        spec = inp.spec.model_copy(update={"payment_method": inp.spec.payment_method.masked()})
+        received = ev.Received(
+            seq=1,
+            at=inp.created_at,
+            actor=inp.created_by,
+            order_id=inp.order_id,
+            spec=spec,
+            total=inp.spec.total(),
         )
-        view.timeline.append(event)
-        view.updated_at = now
-        self._unprojected.append(event)
+        self.state: OrderState = apply(None, received)
+        self.log.append(LoggedEvent(status=self.state.status, event=received))
 
-    def _move(
-        self,
-        status: OrderStatus,
-        type_: str,
-        message: str,
-        *,
-        actor: str = SYSTEM,
-        data: dict[str, str] | None = None,
-    ) -> None:
-        view = self._view
-        view.status = check_transition(view.status, status)
-        view.allowed_actions = self._actions(status)
-        self._event(type_, message, actor=actor, data=data)
+    @property
+    def order_id(self) -> str:
+        return self.state.id
 
-    async def _flush(self) -> None:
-        """Project the events recorded since the last flush into the read model.
+    def emit(self, event: ev.OrderEvent) -> None:
+        """Record ``event`` (stamped with the next seq and the workflow's time) and apply it."""
+        stamped = event.model_copy(update={"seq": self.state.seq + 1, "at": workflow.now()})
+        apply(self.state, stamped)
+        self.log.append(LoggedEvent(status=self.state.status, event=stamped))
 
-        Steady orders run exactly one projection per call, whatever is pending: how many
-        events an update handler added while a local activity ran depends on timing that a
-        replay does not reproduce, so the number of projections must not depend on it.
+    def record(self) -> OrderRecord:
+        return OrderRecord(state=self.state, events=self.log)
+
+    # --- projection ---------------------------------------------------------------------------
+
+    async def flush(self, *, final: bool = False) -> None:
+        """Project the events recorded since the last flush (all of them when ``final``).
+
+        Only the run loop records events, so what a flush carries never depends on when an
+        update reached the worker: a replay schedules the same local activities.
         """
-        if self._steady:
-            await self._project()
+        if not final and self._projected == len(self.log):
             return
-        while self._unprojected:
-            await self._project()
-
-    async def _project(self) -> None:
-        events, self._unprojected = self._unprojected, []
-        snapshot = self._view.model_copy(update={"timeline": []})
-        await workflow.execute_local_activity(
-            "project_order",
-            ProjectRequest(view=snapshot, events=events),
+        events = self.log if final else self.log[self._projected :]
+        self._projected = len(self.log)
+        await workflow.execute_local_activity_method(
+            ProjectionActivities.project_order,
+            ProjectRequest(state=self.state, events=events, final=final),
             start_to_close_timeout=timedelta(seconds=10),
-            retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10), maximum_attempts=0),
+            retry_policy=PROJECTION_RETRY,
         )
 
-    async def _checkpoint(self) -> None:
-        """Between steps: honour a cancellation. Pre-lean orders also project here.
+    # --- cancellation and waits ---------------------------------------------------------------
 
-        Orders that decide at task ends honour it only where a workflow task ends instead: before
-        a regular activity (:meth:`_before_step`) and when waiting. An update can reach the run
-        while a local activity is under way, but a replay sees it from the start of that task,
-        so a check between two local activities could decide differently on replay (chaos).
-        """
-        if not self._lean:
-            await self._flush()
-        if not self._decide_at_task_end:
-            self._check_cancel()
+    def arrival(self) -> int:
+        """The next arrival number (handlers run in history order, so replays agree)."""
+        self._arrivals += 1
+        return self._arrivals
 
-    def _before_step(self) -> None:
+    def cancel_waiting(self) -> bool:
+        return self.cancel is not None and not self.cancel[1].done
+
+    def check_cancel(self) -> None:
+        """Where a task ends: honour an accepted cancel, or refuse it if the goods have left."""
+        if self.cancel is None or self.cancel[1].done:
+            return
+        inp, ticket = self.cancel
+        if self.state.status in CANCELLABLE:
+            settle(ticket)  # honoured: the handler now waits for the order to close
+            self.emit(ev.CancelRequested(actor=inp.actor, reason=inp.reason))
+            raise OrderEnded(S.CANCELLED, inp.reason, inp.actor)
+        settle(ticket, not_allowed(self.state, f"the order is {self.state.status} already"))
+
+    def before_step(self) -> None:
         """Right before a forward step that is a regular activity: the task ends here."""
-        if self._decide_at_task_end:
-            self._check_cancel()
+        self.check_cancel()
 
-    def _actions(self, status: OrderStatus) -> list[Action]:
-        """What callers may do in ``status`` (nothing while a cancellation is under way)."""
-        return allowed_actions(status, cancel_pending=self._cancel is not None)
-
-    def _cancel_due(self) -> bool:
-        return self._cancel is not None and self._view.status in CANCELLABLE
-
-    def _check_cancel(self) -> None:
-        cancel = self._cancel
-        if cancel is not None and self._cancel_due():
-            raise OrderEnded(S.CANCELLED, "cancelled", cancel.reason, cancel.actor)
-
-    async def _wait_for(self, ready: Callable[[], bool], timeout: timedelta | None = None) -> bool:
-        """Wait until ``ready()`` or the timeout; project events meanwhile; honour cancellation."""
+    async def wait_for(
+        self,
+        ready: Callable[[], bool],
+        timeout: timedelta | None = None,
+        *,
+        arrived: Callable[[], int] | None = None,
+    ) -> bool:
+        """Wait until ``ready()`` or the timeout; the read model is current meanwhile; a
+        cancellation ends the wait (``OrderEnded``). A cancel is decided first, unless
+        ``arrived()`` says the ready item reached the workflow before it: first come wins."""
         deadline = None if timeout is None else workflow.now() + timeout
-        if self._steady:
-            await self._flush()  # once: the read model is current when the order waits
+        await self.flush()
         while True:
-            if not self._steady:
-                await self._flush()
-            self._check_cancel()
+            if not (arrived and ready() and arrived() < self.cancel_arrival):
+                self.check_cancel()
             if ready():
                 return True
             remaining = None if deadline is None else deadline - workflow.now()
@@ -173,55 +226,45 @@ class OrderRecorder:
                 return False
             try:
                 await workflow.wait_condition(
-                    lambda: (
-                        ready()
-                        or self._cancel_due()
-                        or (not self._steady and bool(self._unprojected))
-                    ),
-                    timeout=remaining,
+                    lambda: ready() or self.cancel_waiting(), timeout=remaining
                 )
             except TimeoutError:
                 return ready()
 
-    async def _activity(
+    # --- activities ---------------------------------------------------------------------------
+
+    async def call(
         self,
-        name: str,
-        arg: Any,
-        result_type: type | None = None,
+        activity: Callable[[Any, A], Awaitable[R]],
+        arg: A,
         *,
+        local: bool = False,
         heartbeat: bool = False,
         retry: RetryPolicy = FORWARD_RETRY,
-        local: bool = False,
-    ) -> Any:
-        """An activity with the order's timeouts. ``local``: a cheap database step, run as a
-        local activity on lean orders (no task round trip through the server)."""
-        policy = self._inp.policy
-        if local and self._lean:
-            return await workflow.execute_local_activity(
-                name,
+    ) -> R:
+        """An activity method with the order's timeouts; ``local`` for cheap database steps."""
+        if local:
+            return await workflow.execute_local_activity_method(
+                activity,
                 arg,
-                result_type=result_type,
-                start_to_close_timeout=policy.activity_timeout,
+                start_to_close_timeout=self.policy.activity_timeout,
                 retry_policy=retry,
             )
-        return await workflow.execute_activity(
-            name,
+        return await workflow.execute_activity_method(
+            activity,
             arg,
-            result_type=result_type,
-            start_to_close_timeout=policy.activity_timeout,
-            heartbeat_timeout=policy.activity_heartbeat if heartbeat else None,
+            start_to_close_timeout=self.policy.activity_timeout,
+            heartbeat_timeout=self.policy.activity_heartbeat if heartbeat else None,
             retry_policy=retry,
         )
 
-    async def _notify(
-        self, kind: str, recipient: str, subject: str, body: str, *, step: str | None = None
-    ) -> None:
-        """Send once per order and ``step`` (default: the kind)."""
-        await self._activity(
-            "send_notification",
+    async def notify(self, kind: str, recipient: str, subject: str, body: str, step: str) -> None:
+        """Send once per order and ``step``."""
+        await self.call(
+            NotifyActivities.send_notification,
             NotifyRequest(
-                order_id=self._view.id,
-                key=f"{self._view.id}:{step or kind}",
+                order_id=self.order_id,
+                key=f"{self.order_id}:{step}",
                 kind=kind,
                 recipient=recipient,
                 subject=subject,

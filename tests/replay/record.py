@@ -13,15 +13,16 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
 
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowHandle, WorkflowUpdateStage
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from db.models import Base
 from db.session import make_engine, make_sessionmaker
+from domain.events import ParcelLine
 from domain.order import OrderLine
+from domain.state import OrderState
 from domain.status import OrderStatus
-from domain.view import OrderView
 from tests.conftest import Stack, binary, make_settings, seeded_stack
 from tests.factories import order_spec
 from tests.helpers import deliver, start_order, wait_status
@@ -30,32 +31,44 @@ from workflows.contracts import (
     AmendInput,
     ApproveInput,
     CancelInput,
+    CarrierEventInput,
+    CarrierEventType,
     PaymentInput,
     RejectInput,
     RequestChangesInput,
+    ResolveCompensationInput,
+    RetryCompensationInput,
+    SplitShipmentInput,
 )
 from workflows.order import OrderWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
-Handle = WorkflowHandle[OrderWorkflow, OrderView]
-BIG = [{"sku": "WIDGET-1", "quantity": 100, "unit_price": "60.00"}]
+Handle = WorkflowHandle[OrderWorkflow, OrderState]
+BIG = [{"sku": "WIDGET-1", "quantity": 100, "unit_price": "60.00"}]  # 6,000: level 1
+THREE_LEVELS = [{"sku": "WIDGET-1", "quantity": 200, "unit_price": "600.00"}]  # 120,000
 
 
-async def happy_path(stack: Stack) -> Handle:
+async def _approve(handle: Handle, actor: str, level: int) -> None:
+    await handle.execute_update(
+        OrderWorkflow.approve, ApproveInput(actor=actor, actor_levels=[level])
+    )
+
+
+async def small_order(stack: Stack) -> Handle:
     handle = await start_order(stack)
     await wait_status(handle, OrderStatus.FULFILLING)
     await deliver(handle)
     return handle
 
 
-async def approved_then_cancelled(stack: Stack) -> Handle:
-    handle = await start_order(stack, order_spec(lines=BIG))
-    await wait_status(handle, OrderStatus.AWAITING_APPROVAL)
-    await handle.execute_update(
-        OrderWorkflow.approve, ApproveInput(actor="lead-1", actor_levels=[1])
-    )
+async def three_level_approval(stack: Stack) -> Handle:
+    await stack.bureau.set_profile("C-BIG", score=900, credit_limit=Decimal(1_000_000))
+    handle = await start_order(stack, order_spec(customer_id="C-BIG", lines=THREE_LEVELS))
+    for actor, level in (("lead-1", 1), ("manager-1", 2), ("finance-1", 3)):
+        await wait_status(handle, OrderStatus.AWAITING_APPROVAL)
+        await _approve(handle, actor, level)
     await wait_status(handle, OrderStatus.FULFILLING)
-    await handle.execute_update(OrderWorkflow.cancel, CancelInput(actor="support", reason="r"))
+    await deliver(handle)
     return handle
 
 
@@ -66,6 +79,28 @@ async def rejected(stack: Stack) -> Handle:
         OrderWorkflow.reject, RejectInput(actor="lead-1", actor_levels=[1], reason="no")
     )
     return handle
+
+
+async def changes_amended(stack: Stack) -> Handle:
+    await stack.bureau.set_profile("C-BIG", score=900, credit_limit=Decimal(1_000_000))
+    handle = await start_order(stack, order_spec(customer_id="C-BIG", lines=THREE_LEVELS))
+    await wait_status(handle, OrderStatus.AWAITING_APPROVAL)
+    await _approve(handle, "lead-1", 1)
+    await handle.execute_update(
+        OrderWorkflow.request_changes,
+        RequestChangesInput(actor="manager-1", actor_levels=[2], reason="too big"),
+    )
+    smaller = [OrderLine(sku="WIDGET-1", quantity=100, unit_price=Decimal("600.00"))]
+    await handle.execute_update(OrderWorkflow.amend, AmendInput(actor="eshop", lines=smaller))
+    await _approve(handle, "manager-1", 2)
+    await wait_status(handle, OrderStatus.FULFILLING)
+    await deliver(handle)
+    return handle
+
+
+async def approval_expired(stack: Stack) -> Handle:
+    """Time-skipping server: the level waits past reminder, escalation and expiry."""
+    return await start_order(stack, order_spec(lines=BIG))
 
 
 async def prepay_declined_then_paid(stack: Stack) -> Handle:
@@ -79,40 +114,133 @@ async def prepay_declined_then_paid(stack: Stack) -> Handle:
     return handle
 
 
-async def three_levels_changes_amended(stack: Stack) -> Handle:
-    lines = [{"sku": "WIDGET-1", "quantity": 200, "unit_price": "600.00"}]  # 120,000: 3 levels
-    await stack.bureau.set_profile("C-BIG", score=900, credit_limit=Decimal(1_000_000))
-    handle = await start_order(stack, order_spec(customer_id="C-BIG", lines=lines))
+async def prepay_expired(stack: Stack) -> Handle:
+    """Time-skipping server: reminded, then cancelled at the deadline."""
+    return await start_order(stack, order_spec(payment={"type": "bank_transfer"}))
+
+
+async def cancel_before_capture(stack: Stack) -> Handle:
+    handle = await start_order(stack, order_spec(lines=BIG))
     await wait_status(handle, OrderStatus.AWAITING_APPROVAL)
-    await handle.execute_update(
-        OrderWorkflow.approve, ApproveInput(actor="lead-1", actor_levels=[1])
-    )
-    await handle.execute_update(
-        OrderWorkflow.request_changes,
-        RequestChangesInput(actor="manager-1", actor_levels=[2], reason="too big"),
-    )
-    smaller = [OrderLine(sku="WIDGET-1", quantity=100, unit_price=Decimal("600.00"))]
-    await handle.execute_update(OrderWorkflow.amend, AmendInput(actor="eshop", lines=smaller))
-    await handle.execute_update(
-        OrderWorkflow.approve, ApproveInput(actor="manager-1", actor_levels=[2])
-    )
+    await handle.execute_update(OrderWorkflow.cancel, CancelInput(actor="support", reason="r"))
+    return handle
+
+
+async def cancel_after_capture(stack: Stack) -> Handle:
+    handle = await start_order(stack, order_spec(lines=BIG))
+    await wait_status(handle, OrderStatus.AWAITING_APPROVAL)
+    await _approve(handle, "lead-1", 1)
     await wait_status(handle, OrderStatus.FULFILLING)
+    await handle.execute_update(OrderWorkflow.cancel, CancelInput(actor="support", reason="r"))
+    return handle
+
+
+async def payment_declined(stack: Stack) -> Handle:
+    return await start_order(stack, order_spec(payment={"type": "card", "token": "tok_decline"}))
+
+
+async def out_of_stock(stack: Stack) -> Handle:
+    lines = [{"sku": "RARE-9", "quantity": 5, "unit_price": "10.00"}]
+    return await start_order(stack, order_spec(lines=lines))
+
+
+async def carrier_exception(stack: Stack) -> Handle:
+    handle = await start_order(stack)
+    await wait_status(handle, OrderStatus.FULFILLING)
+    for event in (CarrierEventType.EXCEPTION, CarrierEventType.IN_TRANSIT):
+        await handle.signal(
+            OrderWorkflow.carrier_event, CarrierEventInput(actor="carrier", event=event)
+        )
+    await wait_status(handle, OrderStatus.SHIPPED)
     await deliver(handle)
     return handle
 
 
+async def split_shipment(stack: Stack) -> Handle:
+    lines = [
+        {"sku": "WIDGET-1", "quantity": 3, "unit_price": "10.00"},
+        {"sku": "GADGET-2", "quantity": 1, "unit_price": "20.00"},
+    ]
+    handle = await start_order(stack, order_spec(lines=lines))
+    await wait_status(handle, OrderStatus.FULFILLING)
+    parcels = [
+        [ParcelLine(sku="WIDGET-1", quantity=2)],
+        [ParcelLine(sku="WIDGET-1", quantity=1), ParcelLine(sku="GADGET-2", quantity=1)],
+    ]
+    state = await handle.execute_update(
+        OrderWorkflow.split_shipment, SplitShipmentInput(actor="support", parcels=parcels)
+    )
+    for parcel in state.active_parcels():
+        for event in (CarrierEventType.PICKED_UP, CarrierEventType.DELIVERED):
+            await handle.signal(
+                OrderWorkflow.carrier_event,
+                CarrierEventInput(
+                    actor="carrier", event=event, tracking_number=parcel.tracking_number
+                ),
+            )
+    return handle
+
+
+async def refund_refused_resolved(stack: Stack) -> Handle:
+    spec = order_spec(payment={"type": "card", "token": "tok_refund_refused"})
+    handle = await start_order(stack, spec)
+    await wait_status(handle, OrderStatus.FULFILLING)
+    await handle.start_update(
+        OrderWorkflow.cancel,
+        CancelInput(actor="support", reason="r"),
+        wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+    )
+    await wait_status(handle, OrderStatus.NEEDS_ATTENTION)
+    await handle.execute_update(
+        OrderWorkflow.retry_compensation, RetryCompensationInput(actor="support")
+    )
+    await wait_status(handle, OrderStatus.NEEDS_ATTENTION)
+    await handle.execute_update(
+        OrderWorkflow.resolve_compensation,
+        ResolveCompensationInput(actor="support", note="refunded by bank transfer"),
+    )
+    return handle
+
+
 SCENARIOS: dict[str, Callable[[Stack], Awaitable[Handle]]] = {
-    "happy_path": happy_path,
-    "approved_then_cancelled": approved_then_cancelled,
+    "small_order": small_order,
+    "three_level_approval": three_level_approval,
     "rejected": rejected,
+    "changes_amended": changes_amended,
     "prepay_declined_then_paid": prepay_declined_then_paid,
-    "three_levels_changes_amended": three_levels_changes_amended,
+    "cancel_before_capture": cancel_before_capture,
+    "cancel_after_capture": cancel_after_capture,
+    "payment_declined": payment_declined,
+    "out_of_stock": out_of_stock,
+    "carrier_exception": carrier_exception,
+    "split_shipment": split_shipment,
+    "refund_refused_resolved": refund_refused_resolved,
 }
+# Recorded on the time-skipping server: their timers take days.
+TIMED: dict[str, Callable[[Stack], Awaitable[Handle]]] = {
+    "approval_expired": approval_expired,
+    "prepay_expired": prepay_expired,
+}
+ALL = {**SCENARIOS, **TIMED}
+
+
+async def _run(stack: Stack, scenarios: dict[str, Callable[[Stack], Awaitable[Handle]]]) -> None:
+    async with build_worker(stack.client, stack.settings, stack.sessions):
+        for name, scenario in scenarios.items():
+            handle = await scenario(stack)
+            await handle.result()
+            history = await handle.fetch_history()
+            (HISTORIES / f"{name}.json").write_text(history.to_json())
+            print(f"recorded {name}: {len(history.events)} events")  # noqa: T201
 
 
 async def record() -> None:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=binary("temporal"), data_converter=pydantic_data_converter
+    )
+    skipping = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=binary("temporal-test-server"),
+        data_converter=pydantic_data_converter,
     )
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite+aiosqlite:///{tmp}/replay.db"
@@ -120,16 +248,10 @@ async def record() -> None:
         async with engine.begin() as conn:
             await conn.run_sync(Base.metadata.create_all)
         sessions = make_sessionmaker(engine)
-        settings = make_settings(url)
-        stack = await seeded_stack(env.client, settings, sessions)
-        async with build_worker(env.client, settings, sessions):
-            for name, scenario in SCENARIOS.items():
-                handle = await scenario(stack)
-                await handle.result()
-                history = await handle.fetch_history()
-                (HISTORIES / f"{name}.json").write_text(history.to_json())
-                print(f"recorded {name}: {len(history.events)} events")  # noqa: T201
+        await _run(await seeded_stack(env.client, make_settings(url), sessions), SCENARIOS)
+        await _run(await seeded_stack(skipping.client, make_settings(url), sessions), TIMED)
         await engine.dispose()
+    await skipping.shutdown()
     await env.shutdown()
 
 

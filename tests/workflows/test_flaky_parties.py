@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from domain import events as ev
+from domain.state import ParcelStatus
 from domain.status import OrderStatus
 from tests.conftest import Stack
-from tests.helpers import completed_attempts, start_order, wait_status
+from tests.helpers import completed_attempts, logged_types, start_order, wait_status
 from workflows.contracts import CarrierEventInput, CarrierEventType
 from workflows.order import OrderWorkflow
 
@@ -25,7 +27,8 @@ async def test_gateway_timeouts_are_retried_and_capture_once(stack: Stack) -> No
     attempts = completed_attempts(await handle.fetch_history())
     assert attempts["capture_payment"] == [3]  # two simulated timeouts, then success
 
-    # A carrier exception is recorded in the timeline with its note.
+    # A carrier exception is recorded as a scan with its note (and, the parcel having moved,
+    # the order ships).
     await handle.signal(
         OrderWorkflow.carrier_event,
         CarrierEventInput(
@@ -38,6 +41,14 @@ async def test_gateway_timeouts_are_retried_and_capture_once(stack: Stack) -> No
         )
     final = await handle.result()
     assert final.status is S.COMPLETED
-    exception = next(e for e in final.timeline if e.type == "carrier_exception")
-    assert exception.message == "address unclear"
+    assert final.parcels[0].status is ParcelStatus.DELIVERED
+    record = await handle.query(OrderWorkflow.record)
+    scans = [e.event for e in record.events if isinstance(e.event, ev.CarrierScan)]
+    assert [s.scan for s in scans] == ["exception", "picked_up", "delivered"]
+    exception = scans[0]
+    assert exception.note == "address unclear"
     assert exception.actor == "carrier"
+    types = await logged_types(stack, final.id)
+    assert types[types.index("carrier_scan") + 1] == "shipped"  # the exception scan shipped it
+    assert types.count("shipped") == 1
+    assert await stack.gateway.totals(final.id) == {"capture": 3998, "refund": 0}

@@ -6,16 +6,18 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
+from temporalio.client import WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from domain.events import OrderEvent
+from domain.state import OrderState
 from domain.status import OrderStatus
-from domain.view import TimelineEvent
 from integrations.inventory import SimulatedInventory
 from integrations.mail import OutboxMailer
 from tests.conftest import Stack, binary, make_settings
 from tests.factories import order_spec
-from tests.helpers import start_order, wait_status
+from tests.helpers import logged_types, start_order, wait_status
 from worker import build_worker
 from workflows.contracts import ApproveInput, CarrierEventInput, CarrierEventType
 from workflows.order import OrderWorkflow
@@ -44,8 +46,14 @@ async def skipping_stack(
         yield Stack(**{**stack.__dict__, "client": skipping_env.client, "settings": settings})
 
 
-def _gap(timeline: list[TimelineEvent], first: str, then: str) -> timedelta:
-    at = {e.type: e.at for e in timeline}
+async def _events(handle: WorkflowHandle[OrderWorkflow, OrderState]) -> list[OrderEvent]:
+    """The order's events so far, from the workflow's ``record`` query."""
+    record = await handle.query(OrderWorkflow.record)
+    return [logged.event for logged in record.events]
+
+
+def _gap(events: list[OrderEvent], first: str, then: str) -> timedelta:
+    at = {e.type: e.at for e in events}
     return at[then] - at[first]
 
 
@@ -61,10 +69,15 @@ async def test_prepay_reminder_then_auto_cancel_after_three_days(skipping_stack:
     assert final.status is S.CANCELLED
     assert final.closure is not None
     assert final.closure.reason == "payment deadline passed"
-    gap = _gap(final.timeline, "payment_requested", "payment_reminder_sent")
+    events = await _events(handle)
+    gap = _gap(events, "payment_requested", "payment_reminder_sent")
     assert _about(gap, timedelta(days=1)), gap
-    gap = _gap(final.timeline, "payment_requested", "payment_expired")
+    gap = _gap(events, "payment_requested", "payment_expired")
     assert _about(gap, timedelta(days=3)), gap
+    types = await logged_types(skipping_stack, final.id)
+    # The cause, the compensation, then the closure.
+    assert types[-3:] == ["payment_expired", "stock_released", "cancelled"]
+    assert types.count("payment_reminder_sent") == 1
     mails = await OutboxMailer(skipping_stack.sessions).sent(final.id)
     assert [m.kind for m in mails] == ["payment_reminder", "cancelled"]
     assert mails[0].recipient == "ada@example.com"
@@ -87,35 +100,34 @@ async def test_approval_reminds_escalates_then_expires_with_compensation(
     ]
 
     await skipping_env.sleep(timedelta(hours=7))
-    early = await handle.query(OrderWorkflow.state)
-    assert "approval_reminder_sent" not in [e.type for e in early.timeline]
+    early = await _events(handle)
+    assert "approval_requested" in [e.type for e in early]
+    assert "approval_reminder_sent" not in [e.type for e in early]
 
     await skipping_env.sleep(timedelta(hours=2))  # 9 h: reminded, not escalated
-    reminded = await handle.query(OrderWorkflow.state)
-    types = [e.type for e in reminded.timeline]
+    record = await handle.query(OrderWorkflow.record)
+    reminded, events = record.state, [logged.event for logged in record.events]
+    types = [e.type for e in events]
     assert types.count("approval_reminder_sent") == 1
     assert "approval_escalated" not in types
-    assert _about(
-        _gap(reminded.timeline, "approval_requested", "approval_reminder_sent"), timedelta(hours=8)
-    )
+    assert _about(_gap(events, "approval_requested", "approval_reminder_sent"), timedelta(hours=8))
     assert reminded.approval.next_deadline_kind == "escalation"
 
     await skipping_env.sleep(timedelta(hours=16))  # 25 h: escalated to level 2
-    escalated = await handle.query(OrderWorkflow.state)
+    record = await handle.query(OrderWorkflow.record)
+    escalated, events = record.state, [logged.event for logged in record.events]
     assert escalated.approval.levels[0].escalated
     assert escalated.approval.levels[0].eligible_levels == [1, 2]
     assert escalated.approval.next_deadline_kind == "expiry"
-    assert _about(
-        _gap(escalated.timeline, "approval_requested", "approval_escalated"), timedelta(hours=24)
-    )
+    assert _about(_gap(events, "approval_requested", "approval_escalated"), timedelta(hours=24))
 
     final = await handle.result()  # the clock runs on to the 72 h expiry
     assert final.status is S.REJECTED
     assert final.closure is not None
     assert final.closure.reason == "approval expired"
-    assert _about(
-        _gap(final.timeline, "approval_requested", "approval_expired"), timedelta(hours=72)
-    )
+    events = await _events(handle)
+    assert _about(_gap(events, "approval_requested", "approval_expired"), timedelta(hours=72))
+    assert [e.type for e in events][-3:] == ["approval_expired", "stock_released", "rejected"]
     mails = await skipping_stack.mailer.sent(final.id)
     assert [(m.kind, m.recipient) for m in mails] == [
         ("approval_reminder", "level-1-approvers@orderly.local"),
@@ -136,10 +148,8 @@ async def test_vip_orders_are_reminded_twice_as_fast(
     waiting = await wait_status(handle, S.AWAITING_APPROVAL)
     assert [lv.level for lv in waiting.approval.levels] == [1]
     await skipping_env.sleep(timedelta(hours=5))
-    view = await handle.query(OrderWorkflow.state)
-    assert _about(
-        _gap(view.timeline, "approval_requested", "approval_reminder_sent"), timedelta(hours=4)
-    )
+    events = await _events(handle)
+    assert _about(_gap(events, "approval_requested", "approval_reminder_sent"), timedelta(hours=4))
     approved = await handle.execute_update(
         OrderWorkflow.approve, ApproveInput(actor="lead-1", actor_levels=[1])
     )
@@ -153,8 +163,10 @@ async def test_delivery_overdue_is_reported_then_delivery_completes(
     handle = await start_order(skipping_stack)
     await wait_status(handle, S.FULFILLING)
     await skipping_env.sleep(timedelta(days=8))
-    late = await handle.query(OrderWorkflow.state)
-    assert [e.type for e in late.timeline].count("delivery_overdue") == 1
+    record = await handle.query(OrderWorkflow.record)
+    assert [logged.event.type for logged in record.events].count("delivery_overdue") == 1
+    assert record.state.delivery_overdue is True
+    assert record.state.status is S.FULFILLING
     for event in (CarrierEventType.PICKED_UP, CarrierEventType.DELIVERED):
         await handle.signal(
             OrderWorkflow.carrier_event, CarrierEventInput(actor="carrier", event=event)
@@ -163,3 +175,6 @@ async def test_delivery_overdue_is_reported_then_delivery_completes(
     assert final.status is S.COMPLETED
     kinds = [m.kind for m in await skipping_stack.mailer.sent(final.id)]
     assert kinds == ["delivery_overdue", "delivered"]
+    types = await logged_types(skipping_stack, final.id)
+    assert types.count("delivery_overdue") == 1
+    assert types.index("delivery_overdue") < types.index("shipped") < types.index("delivered")
