@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -75,8 +76,8 @@ class OrderRow(Base):
     created_by: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
-    seq: Mapped[int] = mapped_column(Integer, doc="Last timeline seq applied; guards stale writes.")
-    snapshot: Mapped[dict[str, Any]] = mapped_column(doc="OrderView without its timeline.")
+    seq: Mapped[int] = mapped_column(Integer, doc="Last event seq applied; guards stale writes.")
+    snapshot: Mapped[dict[str, Any]] = mapped_column(doc="The order's state (domain.state).")
 
     __table_args__ = (
         Index("ix_orders_created", "created_at", "id"),
@@ -85,17 +86,28 @@ class OrderRow(Base):
     )
 
 
-class TimelineRow(Base):
-    __tablename__ = "order_timeline"
+class OrderEventRow(Base):
+    """The event log (transactional outbox): every event of every order, written by the
+    projection in the same transaction as the read model. ``id`` is the global cursor."""
 
-    order_id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
-    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    __tablename__ = "order_events"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    order_id: Mapped[str] = mapped_column(String(32))
+    seq: Mapped[int] = mapped_column(Integer, doc="Per-order sequence, from 1.")
     type: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(32))
     actor: Mapped[str] = mapped_column(String(128))
-    message: Mapped[str] = mapped_column(Text)
-    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    status: Mapped[str] = mapped_column(String(32), doc="The order's status after the event.")
+    payload: Mapped[dict[str, Any]] = mapped_column(doc="The whole event as JSON.")
+
+    __table_args__ = (
+        UniqueConstraint("order_id", "seq"),
+        Index("ix_order_events_type_id", "type", "id"),
+        {"sqlite_autoincrement": True},  # never reuse an id: a replaced event gets a new one
+    )
 
 
 class IdempotencyKeyRow(Base):
@@ -202,9 +214,13 @@ class PaymentLedgerRow(Base):
 
 
 class ShipmentRow(Base):
+    """One booking per order and parcel."""
+
     __tablename__ = "sim_shipments"
 
     order_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    parcel: Mapped[int] = mapped_column(Integer, primary_key=True, default=1)
+    units: Mapped[int] = mapped_column(Integer, default=0)
     carrier: Mapped[str] = mapped_column(String(32))
     tracking_number: Mapped[str] = mapped_column(String(64), unique=True)
     status: Mapped[str] = mapped_column(String(16), doc="booked | cancelled")

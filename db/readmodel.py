@@ -1,131 +1,160 @@
-"""The order read model: projection writes and the queries support and reports run on it."""
+"""The order read model and the event log: projection writes, and the queries support,
+reports and event consumers run on them."""
 
 from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import and_, delete, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import ApprovalConflictRow, ApprovalInboxRow, OrderRow, TimelineRow
+from db.models import ApprovalConflictRow, ApprovalInboxRow, OrderEventRow, OrderRow
 from db.upsert import insert_for
+from domain.events import OrderEvent, parse_event
+from domain.state import LoggedEvent, OrderState
 from domain.status import TERMINAL, OrderStatus
-from domain.view import OrderView, TimelineEvent
 
 OPEN_STATUSES = [s.value for s in OrderStatus if s not in TERMINAL]
+# Serialises event-log inserts on PostgreSQL so global ids commit in order: a consumer that read
+# up to id N never misses a row committed later with a smaller id. (SQLite serialises writers.)
+EVENT_LOG_LOCK = 0x0E7E
 
 
-def _order_values(view: OrderView, seq: int) -> dict[str, Any]:
+def _order_values(state: OrderState) -> dict[str, Any]:
     return {
-        "id": view.id,
-        "status": view.status.value,
-        "closed": view.status.is_terminal,
-        "customer_id": view.customer.id,
-        "customer_tier": view.customer.tier.value,
-        "region": view.customer.region,
-        "currency": view.currency,
-        "total": view.total,
-        "created_by": view.created_by,
-        "created_at": view.created_at,
-        "updated_at": view.updated_at,
-        "seq": seq,
-        "snapshot": view.model_dump(mode="json", exclude={"timeline"}),
+        "id": state.id,
+        "status": state.status.value,
+        "closed": state.status.is_terminal,
+        "customer_id": state.customer.id,
+        "customer_tier": state.customer.tier.value,
+        "region": state.customer.region,
+        "currency": state.currency,
+        "total": state.total,
+        "created_by": state.created_by,
+        "created_at": state.created_at,
+        "updated_at": state.updated_at,
+        "seq": state.seq,
+        "snapshot": state.model_dump(mode="json"),
     }
 
 
-async def project(session: AsyncSession, view: OrderView, events: list[TimelineEvent]) -> None:
-    """Upsert the order row and its timeline rows, idempotently on (order id, seq).
+async def project(
+    session: AsyncSession, state: OrderState, events: Sequence[LoggedEvent], *, final: bool = False
+) -> None:
+    """Upsert the order's row and append its events to the log, idempotently on (order, seq).
 
-    The row is only overwritten by a view with the same or a higher ``seq``, so a late retry of
-    an older projection cannot move an order backwards. A repeated seq overwrites: a workflow
-    task that was retried records its events again, and the attempt that counts comes last.
+    The row is only overwritten by a state with the same or a higher ``seq``, so a late retry
+    of an older projection cannot move an order backwards. An event already logged under the
+    same seq is kept if identical; if different (a retried workflow task recorded another
+    outcome) it is replaced under a new global id, so cursor readers see the replacement. A
+    closed order's (``final``) projection carries every event and is the truth: it wins over
+    rows a discarded task wrote with higher seqs, and removes their extra events.
     """
-    seq = max((e.seq for e in view.timeline), default=0)
-    seq = max([seq, *(e.seq for e in events)])
-    values = _order_values(view, seq)
+    values = _order_values(state)
     stmt = insert_for(session, OrderRow).values(**values)
     update_cols = {k: stmt.excluded[k] for k in values if k not in ("id", "created_at")}
-    # A closed order's projection is final: it wins even over rows a discarded (retried)
-    # workflow task wrote with higher sequence numbers, and removes their extra events.
     newer = or_(OrderRow.seq <= stmt.excluded.seq, stmt.excluded.closed)
     applied = await session.execute(
         stmt.on_conflict_do_update(index_elements=["id"], set_=update_cols, where=newer)
     )
-    if view.status.is_terminal:
+    if final:
         await session.execute(
-            delete(TimelineRow).where(TimelineRow.order_id == view.id, TimelineRow.seq > seq)
-        )
-    # Orders without a chain never had inbox rows (they leave the inbox before a chain empties).
-    if applied.rowcount and view.approval.levels:  # type: ignore[attr-defined]
-        await _sync_approvals(session, view)
-    if events:
-        rows = [
-            {
-                "order_id": view.id,
-                "seq": e.seq,
-                "at": e.at,
-                "type": e.type,
-                "status": e.status.value,
-                "actor": e.actor,
-                "message": e.message,
-                "data": e.data,
-            }
-            for e in events
-        ]
-        ins = insert_for(session, TimelineRow).values(rows)
-        columns = ("at", "type", "status", "actor", "message", "data")
-        await session.execute(
-            ins.on_conflict_do_update(
-                index_elements=["order_id", "seq"], set_={c: ins.excluded[c] for c in columns}
+            delete(OrderEventRow).where(
+                OrderEventRow.order_id == state.id, OrderEventRow.seq > state.seq
             )
         )
+    if applied.rowcount and state.approval.levels:  # type: ignore[attr-defined]
+        await _sync_approvals(session, state)
+    if events:
+        await _log_events(session, state.id, events)
 
 
-async def _sync_approvals(session: AsyncSession, view: OrderView) -> None:
+def _event_values(order_id: str, logged: LoggedEvent) -> dict[str, Any]:
+    e = logged.event
+    return {
+        "order_id": order_id,
+        "seq": e.seq,
+        "type": e.type,
+        "actor": e.actor,
+        "at": e.at,
+        "status": logged.status.value,
+        "payload": e.model_dump(mode="json"),
+    }
+
+
+async def _log_events(session: AsyncSession, order_id: str, events: Sequence[LoggedEvent]) -> None:
+    seqs = [logged.event.seq for logged in events]
+    existing = {
+        r.seq: (r.status, r.payload)
+        for r in await session.execute(
+            select(OrderEventRow.seq, OrderEventRow.status, OrderEventRow.payload).where(
+                OrderEventRow.order_id == order_id, OrderEventRow.seq.in_(seqs)
+            )
+        )
+    }
+    rows = [_event_values(order_id, logged) for logged in events]
+    changed = [
+        r
+        for r in rows
+        if r["seq"] in existing and existing[r["seq"]] != (r["status"], r["payload"])
+    ]
+    fresh = [r for r in rows if r["seq"] not in existing] + changed
+    if not fresh:
+        return
+    if changed:
+        await session.execute(
+            delete(OrderEventRow).where(
+                OrderEventRow.order_id == order_id,
+                OrderEventRow.seq.in_([r["seq"] for r in changed]),
+            )
+        )
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(select(func.pg_advisory_xact_lock(EVENT_LOG_LOCK)))
+    await session.execute(insert(OrderEventRow), sorted(fresh, key=lambda r: r["seq"]))
+
+
+async def _sync_approvals(session: AsyncSession, state: OrderState) -> None:
     """Keep the approval inbox rows and the approvers' conflicts in step with the order."""
-    await session.execute(delete(ApprovalInboxRow).where(ApprovalInboxRow.order_id == view.id))
-    approval = view.approval
-    waiting = next((lv for lv in approval.levels if lv.level == approval.current_level), None)
-    if view.status is OrderStatus.AWAITING_APPROVAL and waiting and waiting.waiting_since:
+    await session.execute(delete(ApprovalInboxRow).where(ApprovalInboxRow.order_id == state.id))
+    approval = state.approval
+    waiting = approval.waiting()
+    if state.status is OrderStatus.AWAITING_APPROVAL and waiting and waiting.waiting_since:
         session.add_all(
             ApprovalInboxRow(
-                order_id=view.id,
+                order_id=state.id,
                 eligible_level=eligible,
                 level=waiting.level,
                 level_name=waiting.name,
                 waiting_since=waiting.waiting_since,
                 next_deadline=approval.next_deadline,
                 next_deadline_kind=approval.next_deadline_kind,
-                customer_id=view.customer.id,
-                customer_name=view.customer.name,
-                customer_tier=view.customer.tier.value,
-                total=view.total,
-                currency=view.currency,
+                customer_id=state.customer.id,
+                customer_name=state.customer.name,
+                customer_tier=state.customer.tier.value,
+                total=state.total,
+                currency=state.currency,
             )
             for eligible in sorted(set(waiting.eligible_levels))
         )
-    actors = {view.created_by, *(a.by for lv in approval.levels for a in lv.approvals)}
-    if view.sales_rep:
-        actors.add(view.sales_rep)
+    actors = {state.created_by, *(a.by for lv in approval.levels for a in lv.approvals)}
+    if state.sales_rep:
+        actors.add(state.sales_rep)
     ins = insert_for(session, ApprovalConflictRow).values(
-        [{"order_id": view.id, "actor": actor} for actor in sorted(actors)]
+        [{"order_id": state.id, "actor": actor} for actor in sorted(actors)]
     )
     await session.execute(ins.on_conflict_do_nothing(index_elements=["order_id", "actor"]))
     await session.flush()
 
 
-async def get_order(session: AsyncSession, order_id: str) -> OrderView | None:
+async def get_state(session: AsyncSession, order_id: str) -> OrderState | None:
     row = await session.get(OrderRow, order_id)
-    if row is None:
-        return None
-    view = OrderView.model_validate(row.snapshot)
-    view.timeline = await get_timeline(session, order_id)
-    return view
+    return None if row is None else OrderState.model_validate(row.snapshot)
 
 
 async def get_row(session: AsyncSession, order_id: str) -> OrderRow | None:
@@ -138,22 +167,49 @@ async def get_status(session: AsyncSession, order_id: str) -> OrderStatus | None
     return None if value is None else OrderStatus(value)
 
 
-async def get_timeline(session: AsyncSession, order_id: str) -> list[TimelineEvent]:
-    result = await session.scalars(
-        select(TimelineRow).where(TimelineRow.order_id == order_id).order_by(TimelineRow.seq)
+@dataclass(frozen=True)
+class StoredEvent:
+    """An event as the log holds it: global id (the cursor), status after it, the event."""
+
+    id: int
+    order_id: str
+    status: OrderStatus
+    event: OrderEvent
+
+
+def _stored(row: OrderEventRow) -> StoredEvent:
+    return StoredEvent(
+        id=row.id,
+        order_id=row.order_id,
+        status=OrderStatus(row.status),
+        event=parse_event(row.payload),
     )
-    return [
-        TimelineEvent(
-            seq=r.seq,
-            at=r.at,
-            type=r.type,
-            status=OrderStatus(r.status),
-            actor=r.actor,
-            message=r.message,
-            data=r.data,
-        )
-        for r in result
-    ]
+
+
+async def order_events(session: AsyncSession, order_id: str) -> list[StoredEvent]:
+    """Every logged event of one order, in sequence."""
+    rows = await session.scalars(
+        select(OrderEventRow).where(OrderEventRow.order_id == order_id).order_by(OrderEventRow.seq)
+    )
+    return [_stored(r) for r in rows]
+
+
+async def events_after(
+    session: AsyncSession,
+    after: int,
+    *,
+    limit: int,
+    types: Collection[str] | None = None,
+    order_id: str | None = None,
+) -> list[StoredEvent]:
+    """Events with a global id above ``after``, oldest first: one indexed range read."""
+    stmt = select(OrderEventRow).where(OrderEventRow.id > after)
+    if types:
+        stmt = stmt.where(OrderEventRow.type.in_(list(types)))
+    if order_id is not None:
+        stmt = stmt.where(OrderEventRow.order_id == order_id)
+    rows = await session.scalars(stmt.order_by(OrderEventRow.id).limit(limit))
+    return [_stored(r) for r in rows]
 
 
 async def open_exposure(
