@@ -3,39 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
-from temporalio.client import Client
 
-from api.auth import KeyCache
 from api.errors import install_error_handlers
-from api.routes import approvals, health, orders
+from api.routes import approvals, events, health, orders
 from config import Settings, get_settings, load_policy
-from db.session import SessionFactory, make_engine, make_sessionmaker
-from workflows.client import connect
+from services.context import Services, open_services
 
 
-def create_app(
-    settings: Settings | None = None,
-    *,
-    client: Client | None = None,
-    sessions: SessionFactory | None = None,
-) -> FastAPI:
-    """Build the app. Tests inject a client and sessions; otherwise the lifespan creates them."""
-    settings = settings or get_settings()
-    approval_policy = load_policy(settings.approval_policy_file)  # a bad file stops start-up
+def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
+    """Build the app. Tests inject their services; otherwise the lifespan opens them."""
+    settings = settings or (services.settings if services else get_settings())
+    load_policy(settings.approval_policy_file)  # a bad file stops start-up
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = None
-        if sessions is None:
-            engine = make_engine(settings.database_url)
-            app.state.sessions = make_sessionmaker(engine)
-        app.state.client = client or await connect(settings)
-        yield
-        if engine is not None:
-            await engine.dispose()
+        async with AsyncExitStack() as stack:
+            if app.state.services is None:
+                app.state.services = await stack.enter_async_context(open_services(settings))
+            yield
 
     app = FastAPI(
         title="Orderly",
@@ -44,12 +32,10 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.approval_policy = approval_policy
-    app.state.key_cache = KeyCache()
-    app.state.sessions = sessions
-    app.state.client = client
+    app.state.services = services
     install_error_handlers(app)
     app.include_router(orders.router)
     app.include_router(approvals.router)
+    app.include_router(events.router)
     app.include_router(health.router)
     return app

@@ -11,7 +11,18 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from services.errors import Kind, ServiceError
+
 log = logging.getLogger("orderly.api")
+STATUS = {
+    Kind.INVALID: 422,
+    Kind.NOT_FOUND: 404,
+    Kind.NOT_ALLOWED: 409,
+    Kind.FORBIDDEN: 403,
+    Kind.CONFLICT: 409,
+    Kind.UNAVAILABLE: 503,
+    Kind.FAILED: 502,
+}
 
 
 class FieldProblem(BaseModel):
@@ -39,10 +50,6 @@ class ApiError(Exception):
         self.status_code, self.code, self.message, self.extra = status_code, code, message, extra
 
 
-def not_found(what: str) -> ApiError:
-    return ApiError(404, "not_found", f"{what} not found")
-
-
 def _response(status_code: int, detail: ErrorDetail, headers: dict[str, str] | None = None) -> Any:
     body = ErrorBody(error=detail).model_dump(exclude_none=True)
     return JSONResponse(status_code=status_code, content=body, headers=headers)
@@ -62,6 +69,12 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = exc.extra.pop("headers", None)
         return _response(
             exc.status_code, ErrorDetail(code=exc.code, message=exc.message, **exc.extra), headers
+        )
+
+    @app.exception_handler(ServiceError)
+    async def _service_error(_: Request, exc: ServiceError) -> Any:
+        return _response(
+            STATUS[exc.kind], ErrorDetail(code=exc.code, message=exc.message, **exc.extra)
         )
 
     @app.exception_handler(RequestValidationError)

@@ -8,10 +8,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from domain.events import ParcelLine
 from domain.order import MAX_LINES, Address, OrderLine
-from domain.status import OrderStatus
-from domain.view import TimelineEvent
-from workflows.contracts import CarrierEventType, Comment, Reason
+from workflows.contracts import MAX_PARCELS, CarrierEventType, Comment, Reason
 
 
 class _Body(BaseModel):
@@ -51,28 +50,18 @@ class AmendRequest(_Body):
     shipping_address: Address | None = None
 
 
-class InboxPage(BaseModel):
-    items: list[InboxItem]
-    next_cursor: str | None
-
-
-class InboxItem(BaseModel):
-    order_id: str
-    level: int
-    level_name: str
-    customer_id: str
-    customer_name: str
-    customer_tier: str
-    total: Decimal
-    currency: str
-    waiting_since: datetime
-    waiting_seconds: int
-    next_deadline: datetime | None
-    next_deadline_kind: str | None
-
-
 class CancelRequest(_Body):
     reason: Reason
+
+
+class SplitShipmentRequest(_Body):
+    """Every unit of the order in exactly one parcel; two parcels or more."""
+
+    parcels: list[list[ParcelLine]] = Field(min_length=2, max_length=MAX_PARCELS)
+
+
+class ResolveRequest(_Body):
+    note: Reason = Field(description="How the refused step was settled, e.g. 'refunded by bank'.")
 
 
 class PaymentRequest(_Body):
@@ -94,29 +83,6 @@ class ShipmentEventAccepted(BaseModel):
     order_id: str
     event: CarrierEventType
     accepted: Literal[True] = True
-
-
-class OrderSummary(BaseModel):
-    id: str
-    status: OrderStatus
-    customer_id: str
-    customer_tier: str
-    region: str
-    currency: str
-    total: Decimal
-    created_by: str
-    created_at: datetime
-    updated_at: datetime
-
-
-class OrderPage(BaseModel):
-    items: list[OrderSummary]
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at end.")
-
-
-class Timeline(BaseModel):
-    order_id: str
-    events: list[TimelineEvent]
 
 
 class Health(BaseModel):

@@ -13,9 +13,10 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle, WorkflowHistory
 
 from config import load_policy
+from db import readmodel
 from domain.order import OrderSpec, new_order_id
+from domain.state import OrderState
 from domain.status import OrderStatus
-from domain.view import OrderView
 from tests.conftest import Stack
 from tests.factories import order_spec
 from workflows.client import order_policy
@@ -27,7 +28,7 @@ T = TypeVar("T")
 
 async def start_order(
     stack: Stack, spec: OrderSpec | None = None, *, created_by: str = "eshop"
-) -> WorkflowHandle[OrderWorkflow, OrderView]:
+) -> WorkflowHandle[OrderWorkflow, OrderState]:
     order_id = new_order_id(datetime.now(UTC).date(), random.Random())
     inp = StartOrderInput(
         order_id=order_id,
@@ -61,8 +62,8 @@ async def eventually(
 
 
 async def wait_status(
-    handle: WorkflowHandle[OrderWorkflow, OrderView], *statuses: OrderStatus, timeout: float = 30
-) -> OrderView:
+    handle: WorkflowHandle[OrderWorkflow, OrderState], *statuses: OrderStatus, timeout: float = 30
+) -> OrderState:
     return await eventually(
         lambda: handle.query(OrderWorkflow.state),
         lambda view: view.status in statuses,
@@ -71,7 +72,7 @@ async def wait_status(
     )
 
 
-async def deliver(handle: WorkflowHandle[OrderWorkflow, OrderView]) -> None:
+async def deliver(handle: WorkflowHandle[OrderWorkflow, OrderState]) -> None:
     """The carrier picks the parcel up, moves it, delivers it."""
     for event in (
         CarrierEventType.PICKED_UP,
@@ -81,6 +82,12 @@ async def deliver(handle: WorkflowHandle[OrderWorkflow, OrderView]) -> None:
         await handle.signal(
             OrderWorkflow.carrier_event, CarrierEventInput(actor="carrier-simex", event=event)
         )
+
+
+async def logged_types(stack: Stack, order_id: str) -> list[str]:
+    """The event types of an order as the event log holds them, in sequence."""
+    async with stack.sessions() as session:
+        return [e.event.type for e in await readmodel.order_events(session, order_id)]
 
 
 def completed_attempts(history: WorkflowHistory) -> dict[str, list[int]]:

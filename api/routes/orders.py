@@ -1,4 +1,4 @@
-"""Orders: create, read, list, and the commands approvers, support and systems send."""
+"""Orders: create, read, list, and the commands support and systems send."""
 
 from __future__ import annotations
 
@@ -7,29 +7,21 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
 
-from api.auth import Principal, Role
-from api.deps import OrdersDep, PrincipalDep, SessionDep, require
+from api.deps import OrdersDep, PrincipalDep, require
 from api.errors import ApiError, ErrorBody
-from api.orders import Orders
 from api.schemas import (
     CancelRequest,
-    OrderPage,
-    OrderSummary,
     PaymentRequest,
+    ResolveRequest,
     ShipmentEventAccepted,
     ShipmentEventRequest,
-    Timeline,
+    SplitShipmentRequest,
 )
-from db import readmodel
 from domain.order import OrderSpec
-from domain.status import RESTING, TERMINAL, Action, OrderStatus
-from domain.view import OrderView
-from workflows.contracts import (
-    CancelInput,
-    CarrierEventInput,
-    PaymentInput,
-)
-from workflows.order import OrderWorkflow
+from domain.status import RESTING, OrderStatus
+from services.auth import Principal, Role
+from services.orders import OrderFilter, Outcome
+from services.views import OrderDetail, OrderPage, Timeline
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422, 503)
@@ -40,6 +32,8 @@ router = APIRouter(prefix="/orders", tags=["orders"], responses=ERRORS)
 Creator = Annotated[Principal, Depends(require(Role.SYSTEM))]
 Canceller = Annotated[Principal, Depends(require(Role.SYSTEM, Role.SUPPORT))]
 Webhook = Annotated[Principal, Depends(require(Role.SYSTEM))]
+Support = Annotated[Principal, Depends(require(Role.SUPPORT))]
+Shipper = Annotated[Principal, Depends(require(Role.SYSTEM, Role.SUPPORT))]
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -50,14 +44,25 @@ IdempotencyKey = Annotated[
         description="Same key and body return the same order; same key, other body: 409.",
     ),
 ]
-
-
+CommandKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Retrying a command with the same key never applies it twice.",
+    ),
+]
 OrderId = Annotated[
     str, Path(pattern=r"^[A-Za-z0-9-]{1,32}$", description="e.g. SO-20261123-7K2QF")
 ]
+STILL_RUNNING: dict[int | str, dict[str, Any]] = {
+    202: {"model": OrderDetail, "description": "Accepted, still running: the current state"}
+}
 
 
-def _utc(value: datetime | None, field: str) -> datetime | None:
+def utc(value: datetime | None, field: str) -> datetime | None:
     if value is None:
         return None
     try:
@@ -69,18 +74,20 @@ def _utc(value: datetime | None, field: str) -> datetime | None:
         ) from exc
 
 
-STILL_RUNNING: dict[int | str, dict[str, Any]] = {
-    202: {"model": OrderView, "description": "Accepted, still running: the current state"}
-}
+def answer(outcome: Outcome, response: Response) -> OrderDetail:
+    """200 with the order once the command is done; 202 if it is still running."""
+    if not outcome.finished:
+        response.status_code = status.HTTP_202_ACCEPTED
+    return outcome.order
 
 
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    response_model=OrderView,
+    response_model=OrderDetail,
     responses={
         200: {
-            "model": OrderView,
+            "model": OrderDetail,
             "description": "Same Idempotency-Key and body: the order created before",
         }
     },
@@ -91,19 +98,19 @@ async def create_order(
     orders: OrdersDep,
     response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> OrderView:
+) -> OrderDetail:
     """Start an order; totals are computed here, never taken from the request."""
-    view, created = await orders.create(spec, principal.name, idempotency_key)
+    order, created = await orders.create(spec, principal, idempotency_key)
     if not created:
         response.status_code = status.HTTP_200_OK
-    response.headers["Location"] = f"/orders/{view.id}"
-    return view
+    response.headers["Location"] = f"/orders/{order.id}"
+    return order
 
 
 @router.get("", response_model=OrderPage)
 async def list_orders(
     _: PrincipalDep,
-    session: SessionDep,
+    orders: OrdersDep,
     status_: Annotated[OrderStatus | None, Query(alias="status")] = None,
     customer_id: Annotated[str | None, Query(max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")] = None,
     created_from: datetime | None = None,
@@ -112,34 +119,13 @@ async def list_orders(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> OrderPage:
     """Orders newest first, from the read model, with cursor pagination."""
-    flt = readmodel.OrderFilter(
+    flt = OrderFilter(
         status=status_,
         customer_id=customer_id,
-        created_from=_utc(created_from, "query.created_from"),
-        created_to=_utc(created_to, "query.created_to"),
+        created_from=utc(created_from, "query.created_from"),
+        created_to=utc(created_to, "query.created_to"),
     )
-    try:
-        rows, next_cursor = await readmodel.list_orders(session, flt, limit=limit, cursor=cursor)
-    except readmodel.BadCursor as exc:
-        raise ApiError(
-            422, "invalid_input", f"cursor: {exc}", fields=[{"field": "cursor", "reason": str(exc)}]
-        ) from exc
-    items = [
-        OrderSummary(
-            id=r.id,
-            status=OrderStatus(r.status),
-            customer_id=r.customer_id,
-            customer_tier=r.customer_tier,
-            region=r.region,
-            currency=r.currency,
-            total=r.total,
-            created_by=r.created_by,
-            created_at=r.created_at,
-            updated_at=r.updated_at,
-        )
-        for r in rows
-    ]
-    return OrderPage(items=items, next_cursor=next_cursor)
+    return await orders.list(flt, limit=limit, cursor=cursor)
 
 
 WaitFor = Annotated[
@@ -152,14 +138,14 @@ WaitFor = Annotated[
 Wait = Annotated[float, Query(gt=0, le=60, description="Seconds to wait at most with `wait_for`.")]
 
 
-@router.get("/{order_id}", response_model=OrderView)
+@router.get("/{order_id}", response_model=OrderDetail)
 async def get_order(
     order_id: OrderId,
     _: PrincipalDep,
     orders: OrdersDep,
     wait_for: WaitFor = None,
     wait: Wait = 20,
-) -> OrderView:
+) -> OrderDetail:
     """Live status, allowed actions and timeline of one order.
 
     With `wait_for`, the answer comes once the order reaches one of those statuses, closes, or
@@ -167,56 +153,16 @@ async def get_order(
     """
     if not wait_for:
         return await orders.get(order_id)
-    passing = sorted(set(wait_for) - RESTING - TERMINAL)
-    if passing:
-        reason = (
-            f"{', '.join(passing)}: orders pass through without waiting there; "
-            f"wait for one of {', '.join(sorted(RESTING | TERMINAL))}"
-        )
-        raise ApiError(
-            422,
-            "invalid_input",
-            f"query.wait_for: {reason}",
-            fields=[{"field": "query.wait_for", "reason": reason}],
-        )
     return await orders.wait(order_id, set(wait_for), wait)
 
 
 @router.get("/{order_id}/timeline", response_model=Timeline)
 async def get_timeline(order_id: OrderId, _: PrincipalDep, orders: OrdersDep) -> Timeline:
-    """Every recorded step of the order, with actor and time."""
-    view = await orders.get(order_id)
-    return Timeline(order_id=view.id, events=view.timeline)
+    """Every recorded event of the order, with actor and time."""
+    return await orders.timeline(order_id)
 
 
-CommandKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=200,
-        pattern=r"^[\x21-\x7e]+$",
-        description="Retrying a command with the same key never applies it twice.",
-    ),
-]
-
-
-async def command(
-    orders: Orders,
-    order_id: OrderId,
-    update: object,
-    arg: object,
-    response: Response,
-    key: str | None = None,
-) -> OrderView:
-    """Run a command; 202 with the current state if it is still running after the wait."""
-    view, finished = await orders.command(order_id, update, arg, key)
-    if not finished:
-        response.status_code = status.HTTP_202_ACCEPTED
-    return view
-
-
-@router.post("/{order_id}/cancel", response_model=OrderView, responses=STILL_RUNNING)
+@router.post("/{order_id}/cancel", response_model=OrderDetail, responses=STILL_RUNNING)
 async def cancel_order(
     order_id: OrderId,
     body: CancelRequest,
@@ -224,13 +170,12 @@ async def cancel_order(
     orders: OrdersDep,
     response: Response,
     key: CommandKey = None,
-) -> OrderView:
+) -> OrderDetail:
     """Cancel until shipped: stock is released and captured money refunded."""
-    inp = CancelInput(actor=principal.name, reason=body.reason)
-    return await command(orders, order_id, OrderWorkflow.cancel, inp, response, key)
+    return answer(await orders.cancel(order_id, principal, body.reason, key), response)
 
 
-@router.post("/{order_id}/payments", response_model=OrderView, responses=STILL_RUNNING)
+@router.post("/{order_id}/payments", response_model=OrderDetail, responses=STILL_RUNNING)
 async def pay_order(
     order_id: OrderId,
     body: PaymentRequest,
@@ -238,10 +183,51 @@ async def pay_order(
     orders: OrdersDep,
     response: Response,
     key: CommandKey = None,
-) -> OrderView:
+) -> OrderDetail:
     """Record the customer's payment of a prepay order (must equal the total)."""
-    inp = PaymentInput(actor=principal.name, amount=body.amount, token=body.token)
-    return await command(orders, order_id, OrderWorkflow.pay, inp, response, key)
+    outcome = await orders.pay(order_id, principal, body.amount, body.token, key)
+    return answer(outcome, response)
+
+
+@router.post("/{order_id}/split-shipment", response_model=OrderDetail, responses=STILL_RUNNING)
+async def split_shipment(
+    order_id: OrderId,
+    body: SplitShipmentRequest,
+    principal: Shipper,
+    orders: OrdersDep,
+    response: Response,
+    key: CommandKey = None,
+) -> OrderDetail:
+    """Before pickup: divide the order's units into parcels, each booked and tracked alone."""
+    return answer(await orders.split_shipment(order_id, principal, body.parcels, key), response)
+
+
+@router.post("/{order_id}/compensations/retry", response_model=OrderDetail, responses=STILL_RUNNING)
+async def retry_compensation(
+    order_id: OrderId,
+    principal: Support,
+    orders: OrdersDep,
+    response: Response,
+    key: CommandKey = None,
+) -> OrderDetail:
+    """A `needs_attention` order: run the refused compensation again."""
+    return answer(await orders.retry_compensation(order_id, principal, key), response)
+
+
+@router.post(
+    "/{order_id}/compensations/resolve", response_model=OrderDetail, responses=STILL_RUNNING
+)
+async def resolve_compensation(
+    order_id: OrderId,
+    body: ResolveRequest,
+    principal: Support,
+    orders: OrdersDep,
+    response: Response,
+    key: CommandKey = None,
+) -> OrderDetail:
+    """A `needs_attention` order: the refused step was settled by hand; the order closes."""
+    outcome = await orders.resolve_compensation(order_id, principal, body.note, key)
+    return answer(outcome, response)
 
 
 @router.post(
@@ -252,33 +238,14 @@ async def pay_order(
 async def shipment_event(
     order_id: OrderId, body: ShipmentEventRequest, principal: Webhook, orders: OrdersDep
 ) -> ShipmentEventAccepted:
-    """Carrier webhook: a scan event, delivered to the order asynchronously."""
-    view = await orders.last_known(order_id)
-    if Action.SHIPMENT_EVENT not in view.allowed_actions:
-        view = await orders.get(order_id)  # the read model may be a step behind: ask the order
-    if Action.SHIPMENT_EVENT not in view.allowed_actions:
-        raise ApiError(
-            409,
-            "command_not_allowed",
-            f"shipment events are not accepted while the order is {view.status}",
-            status=view.status.value,
-            allowed_actions=[a.value for a in view.allowed_actions],
-        )
-    if body.tracking_number and body.tracking_number != view.shipment.tracking_number:
-        reason = "does not match the order's shipment"
-        raise ApiError(
-            422,
-            "invalid_input",
-            f"tracking_number: {reason}",
-            fields=[{"field": "tracking_number", "reason": reason}],
-        )
-    inp = CarrierEventInput(
-        actor=principal.name,
-        event=body.event,
+    """Carrier webhook: a scan of a parcel (by tracking number), delivered asynchronously."""
+    await orders.carrier_event(
+        order_id,
+        principal,
+        body.event,
         tracking_number=body.tracking_number,
         location=body.location,
         note=body.note,
-        occurred_at=_utc(body.occurred_at, "occurred_at"),
+        occurred_at=utc(body.occurred_at, "occurred_at"),
     )
-    await orders.signal(order_id, OrderWorkflow.carrier_event, inp)
     return ShipmentEventAccepted(order_id=order_id, event=body.event)

@@ -9,7 +9,9 @@ import pytest
 
 from api.app import create_app
 from api.auth import Role, create_api_key
+from config import load_policy
 from db.session import SessionFactory
+from services.context import Services
 from tests.conftest import Stack
 
 
@@ -36,6 +38,16 @@ PRINCIPALS: dict[str, tuple[list[Role], list[int]]] = {
 }
 
 
+def services_for(stack: Stack) -> Services:
+    """The use cases' dependencies over the test stack's client and database."""
+    return Services(
+        settings=stack.settings,
+        client=stack.client,
+        sessions=stack.sessions,
+        approval_policy=load_policy(stack.settings.approval_policy_file),
+    )
+
+
 async def create_keys(sessions: SessionFactory) -> dict[str, str]:
     """One API key per test principal."""
     return {
@@ -47,7 +59,7 @@ async def create_keys(sessions: SessionFactory) -> dict[str, str]:
 @asynccontextmanager
 async def open_api(stack: Stack) -> AsyncIterator[Api]:
     """The HTTP API in-process over ``stack``, with a key per test principal."""
-    app = create_app(stack.settings, client=stack.client, sessions=stack.sessions)
+    app = create_app(stack.settings, services=services_for(stack))
     keys = await create_keys(stack.sessions)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://orderly.test") as http:

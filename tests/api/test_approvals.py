@@ -74,7 +74,7 @@ async def test_three_levels_by_three_approvers_then_completed(api: Api) -> None:
     approvals = [
         (e["actor"], e["data"]["level"]) for e in done["timeline"] if e["type"] == "approved"
     ]
-    assert approvals == [("lead-1", "1"), ("manager-1", "2"), ("finance-1", "3")]
+    assert approvals == [("lead-1", 1), ("manager-1", 2), ("finance-1", 3)]
 
     late = await _decide(api, order["id"], "lead-2")
     assert late.status_code == 409

@@ -38,7 +38,7 @@ from schemathesis.specs.openapi.checks import (
 from api.app import create_app
 from domain.money import CURRENCY_EXPONENTS
 from domain.status import OrderStatus
-from tests.api.conftest import Api
+from tests.api.conftest import Api, services_for
 from tests.api.flows import create, wait_status
 from tests.factories import big_order, order_payload
 
@@ -138,9 +138,9 @@ class Campaign:
             self._fail(label, f"{response.status_code}: {kinds}", str(group), logged)
 
     def _fail(self, label: str, kind: str, detail: str, logged: int) -> None:
+        tracebacks = "\n".join(self.server_errors.records[logged:])
         examples = self.failures.setdefault((label, kind), [])
         if len(examples) < 2:
-            tracebacks = "\n".join(self.server_errors.records[logged:])
             examples.append(detail + (f"\n-- app log:\n{tracebacks}" if tracebacks else ""))
 
     def report(self) -> str:
@@ -283,7 +283,7 @@ async def seed_orders(api: Api) -> list[str]:
 @pytest.mark.timeout(300)
 async def test_every_operation_answers_as_documented(api: Api) -> None:
     real_ids = await seed_orders(api)
-    app = create_app(api.stack.settings, client=api.stack.client, sessions=api.stack.sessions)
+    app = create_app(api.stack.settings, services=services_for(api.stack))
     schema = schemathesis.openapi.from_dict(app.openapi())
     schema.config.generation.update(with_security_parameters=False)
     operations = [result.ok() for result in schema.get_all_operations()]
@@ -329,7 +329,7 @@ async def test_commands_slower_than_the_wait_answer_as_documented(api: Api) -> N
     cancelled = await create(api, order_payload())
     await wait_status(api, paid["id"], S.AWAITING_PAYMENT, timeout=60)
     await wait_status(api, cancelled["id"], S.FULFILLING, timeout=60)
-    app = create_app(api.stack.settings, client=api.stack.client, sessions=api.stack.sessions)
+    app = create_app(api.stack.settings, services=services_for(api.stack))
     schema = schemathesis.openapi.from_dict(app.openapi())
     answers = []
     for order_id, command, body in [

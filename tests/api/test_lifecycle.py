@@ -95,7 +95,11 @@ async def test_declined_card_fails_order(api: Api) -> None:
     order = await create(api, order_payload(payment={"type": "card", "token": "tok_decline"}))
     failed = await wait_status(api, order["id"], S.FAILED)
     assert "declined" in failed["closure"]["reason"]
-    assert [e["type"] for e in failed["timeline"]][-2:] == ["stock_released", "payment_declined"]
+    assert [e["type"] for e in failed["timeline"]][-3:] == [
+        "payment_declined",
+        "stock_released",
+        "failed",
+    ]
     assert await api.stack.gateway.totals(order["id"]) == {"capture": 0, "refund": 0}
 
 

@@ -17,10 +17,13 @@ from api.app import create_app
 from db import readmodel
 from domain.order import OrderSpec, new_order_id
 from domain.status import OrderStatus
-from domain.view import OrderView
-from tests.api.conftest import Api
+from services.context import Services
+from tests.api.conftest import Api, services_for
 from tests.api.flows import create, wait_status
 from tests.factories import big_order, order_payload
+from workflows.client import order_policy
+from workflows.contracts import StartOrderInput
+from workflows.recorder import Recorder
 
 S = OrderStatus
 
@@ -74,7 +77,13 @@ async def test_closed_order_is_served_from_read_model(api: Api) -> None:
         namespace="no-such-namespace",
         data_converter=pydantic_data_converter,
     )
-    app = create_app(api.stack.settings, client=blind, sessions=api.stack.sessions)
+    services = Services(
+        settings=api.stack.settings,
+        client=blind,
+        sessions=api.stack.sessions,
+        approval_policy=services_for(api.stack).approval_policy,
+    )
+    app = create_app(api.stack.settings, services=services)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://t"
     ) as http:
@@ -96,9 +105,10 @@ async def test_healthz_reports_components(api: Api) -> None:
     assert response.json() == {"status": "ok", "api": "ok", "temporal": "ok", "database": "ok"}
 
 
+# A slow capture: the long poll must wait through statuses the order only passes.
+@pytest.mark.parametrize("settings_overrides", [{"sim_payment_delay": 1.0}])
 async def test_get_waits_for_a_resting_status(api: Api) -> None:
     small = await create(api, order_payload())
-    big = await create(api, big_order())
 
     # One call instead of a polling loop: it answers once the order rests in the status.
     response = await api.http.get(
@@ -109,6 +119,10 @@ async def test_get_waits_for_a_resting_status(api: Api) -> None:
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "fulfilling"
     assert response.json()["shipment"]["tracking_number"]
+
+
+async def test_get_wait_times_out_live_and_answers_closed_orders_at_once(api: Api) -> None:
+    big = await create(api, big_order())
 
     # Never reached within the wait: the current live state, still 200.
     waiting = await wait_status(api, big["id"], S.AWAITING_APPROVAL)
@@ -172,9 +186,17 @@ async def test_order_whose_query_fails_is_served_from_the_read_model(api: Api) -
     order_id = new_order_id(datetime.now(UTC).date())
     queue = f"no-queries-{uuid.uuid4().hex[:8]}"
     spec = OrderSpec.model_validate(order_payload())
-    view = OrderView.new(order_id, spec, "eshop", datetime.now(UTC))
+    record = Recorder(
+        StartOrderInput(
+            order_id=order_id,
+            spec=spec,
+            created_by="eshop",
+            created_at=datetime.now(UTC),
+            policy=order_policy(api.stack.settings, services_for(api.stack).approval_policy),
+        )
+    ).record()
     async with api.stack.sessions.begin() as session:
-        await readmodel.project(session, view, [])
+        await readmodel.project(session, record.state, record.events)
     async with Worker(api.stack.client, task_queue=queue, workflows=[_OrderWithoutQueries]):
         handle = await api.stack.client.start_workflow(
             "Order", {"order_id": order_id}, id=order_id, task_queue=queue

@@ -1,0 +1,72 @@
+"""The event log as a feed: every event of every order after a cursor, for consumers that
+pull (ERPs, reports, the console's live view).
+
+Delivery contract: at least once, in order per order. Each event has a per-order ``seq``
+(1, 2, ...) and a global ``id`` (the cursor). Read with ``after=<last id seen>``; store the
+last id only after processing. If a workflow task is retried, an event may be re-logged under
+the same (order, seq) with a new id: treat (order_id, seq) as the key and keep the latest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from db import readmodel
+from domain.events import EVENT_TYPES
+from domain.state import describe, event_data
+from domain.status import OrderStatus
+from services.context import Services
+from services.errors import invalid
+
+
+class FeedEvent(BaseModel):
+    id: int = Field(description="Global cursor: pass the last one seen as `after`.")
+    order_id: str
+    seq: int
+    type: str
+    at: datetime
+    actor: str
+    status: OrderStatus = Field(description="The order's status after the event.")
+    message: str
+    data: dict[str, Any]
+
+
+class EventPage(BaseModel):
+    items: list[FeedEvent]
+    next_after: int = Field(description="Cursor for the next call (the last id, or `after`).")
+
+
+async def events_after(
+    services: Services,
+    after: int,
+    *,
+    limit: int,
+    types: Collection[str] | None = None,
+    order_id: str | None = None,
+) -> EventPage:
+    unknown = sorted(set(types or ()) - EVENT_TYPES)
+    if unknown:
+        raise invalid("query.type", f"unknown event type {', '.join(unknown)}")
+    async with services.sessions() as session:
+        stored = await readmodel.events_after(
+            session, after, limit=limit, types=types, order_id=order_id
+        )
+    items = [
+        FeedEvent(
+            id=s.id,
+            order_id=s.order_id,
+            seq=s.event.seq,
+            type=s.event.type,
+            at=s.event.at,
+            actor=s.event.actor,
+            status=s.status,
+            message=describe(s.event),
+            data=event_data(s.event),
+        )
+        for s in stored
+    ]
+    return EventPage(items=items, next_after=items[-1].id if items else after)
