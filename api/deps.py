@@ -14,6 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from api.errors import ApiError
 from services.approvals import Approvals
 from services.auth import Principal, Role
+from services.commands import Commands
 from services.context import Services
 from services.orders import Orders
 
@@ -30,11 +31,16 @@ async def _orders(services: ServicesDep) -> Orders:
     return Orders(services)
 
 
+async def _commands(services: ServicesDep) -> Commands:
+    return Commands(services)
+
+
 async def _approvals(services: ServicesDep) -> Approvals:
     return Approvals(services)
 
 
 OrdersDep = Annotated[Orders, Depends(_orders)]
+CommandsDep = Annotated[Commands, Depends(_commands)]
 ApprovalsDep = Annotated[Approvals, Depends(_approvals)]
 
 _bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer ok_...`")

@@ -53,8 +53,8 @@ async def project(
     of an older projection cannot move an order backwards. An event already logged under the
     same seq is kept if identical; if different (a retried workflow task recorded another
     outcome) it is replaced under a new global id, so cursor readers see the replacement. A
-    closed order's (``final``) projection carries every event and is the truth: it wins over
-    rows a discarded task wrote with higher seqs, and removes their extra events.
+    closed order's (``final``) projection is the truth: it wins over rows a discarded task
+    wrote with higher seqs, and removes their extra events.
     """
     values = _order_values(state)
     stmt = insert_for(session, OrderRow).values(**values)
@@ -89,34 +89,38 @@ def _event_values(order_id: str, logged: LoggedEvent) -> dict[str, Any]:
 
 
 async def _log_events(session: AsyncSession, order_id: str, events: Sequence[LoggedEvent]) -> None:
-    seqs = [logged.event.seq for logged in events]
+    """Insert the events; only seqs that are logged already (a retried projection or task) are
+    compared, and replaced if different."""
+    rows = {logged.event.seq: _event_values(order_id, logged) for logged in events}
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(select(func.pg_advisory_xact_lock(EVENT_LOG_LOCK)))
+    stmt = insert_for(session, OrderEventRow).values([rows[seq] for seq in sorted(rows)])
+    inserted = set(
+        await session.scalars(
+            stmt.on_conflict_do_nothing(index_elements=["order_id", "seq"]).returning(
+                OrderEventRow.seq
+            )
+        )
+    )
+    taken = [seq for seq in rows if seq not in inserted]
+    if not taken:
+        return
     existing = {
         r.seq: (r.status, r.payload)
         for r in await session.execute(
             select(OrderEventRow.seq, OrderEventRow.status, OrderEventRow.payload).where(
-                OrderEventRow.order_id == order_id, OrderEventRow.seq.in_(seqs)
+                OrderEventRow.order_id == order_id, OrderEventRow.seq.in_(taken)
             )
         )
     }
-    rows = [_event_values(order_id, logged) for logged in events]
-    changed = [
-        r
-        for r in rows
-        if r["seq"] in existing and existing[r["seq"]] != (r["status"], r["payload"])
-    ]
-    fresh = [r for r in rows if r["seq"] not in existing] + changed
-    if not fresh:
-        return
+    changed = sorted(s for s in taken if existing.get(s) != (rows[s]["status"], rows[s]["payload"]))
     if changed:
         await session.execute(
             delete(OrderEventRow).where(
-                OrderEventRow.order_id == order_id,
-                OrderEventRow.seq.in_([r["seq"] for r in changed]),
+                OrderEventRow.order_id == order_id, OrderEventRow.seq.in_(changed)
             )
         )
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(select(func.pg_advisory_xact_lock(EVENT_LOG_LOCK)))
-    await session.execute(insert(OrderEventRow), sorted(fresh, key=lambda r: r["seq"]))
+        await session.execute(insert(OrderEventRow), [rows[seq] for seq in changed])
 
 
 async def _sync_approvals(session: AsyncSession, state: OrderState) -> None:

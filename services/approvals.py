@@ -8,9 +8,10 @@ from db.inbox import inbox
 from db.readmodel import BadCursor
 from domain.order import Address, CustomerTier, OrderLine
 from services.auth import Principal
+from services.commands import Commands
 from services.context import Services
 from services.errors import invalid
-from services.orders import Orders, Outcome
+from services.orders import Outcome
 from services.views import InboxItem, InboxPage
 from workflows.contracts import AmendInput, ApproveInput, RejectInput, RequestChangesInput
 from workflows.order import OrderWorkflow
@@ -19,7 +20,7 @@ from workflows.order import OrderWorkflow
 class Approvals:
     def __init__(self, services: Services) -> None:
         self._s = services
-        self._orders = Orders(services)
+        self._commands = Commands(services)
 
     @staticmethod
     def _levels(principal: Principal) -> list[int]:
@@ -29,13 +30,13 @@ class Approvals:
         self, order_id: str, p: Principal, comment: str | None, level: int | None, key: str | None
     ) -> Outcome:
         inp = ApproveInput(actor=p.name, actor_levels=self._levels(p), level=level, comment=comment)
-        return await self._orders.command(order_id, OrderWorkflow.approve, inp, key)
+        return await self._commands.command(order_id, OrderWorkflow.approve, inp, key)
 
     async def reject(
         self, order_id: str, p: Principal, reason: str, level: int | None, key: str | None
     ) -> Outcome:
         inp = RejectInput(actor=p.name, actor_levels=self._levels(p), level=level, reason=reason)
-        return await self._orders.command(order_id, OrderWorkflow.reject, inp, key)
+        return await self._commands.command(order_id, OrderWorkflow.reject, inp, key)
 
     async def request_changes(
         self, order_id: str, p: Principal, reason: str, level: int | None, key: str | None
@@ -43,7 +44,7 @@ class Approvals:
         inp = RequestChangesInput(
             actor=p.name, actor_levels=self._levels(p), level=level, reason=reason
         )
-        return await self._orders.command(order_id, OrderWorkflow.request_changes, inp, key)
+        return await self._commands.command(order_id, OrderWorkflow.request_changes, inp, key)
 
     async def amend(
         self,
@@ -54,7 +55,7 @@ class Approvals:
         key: str | None,
     ) -> Outcome:
         inp = AmendInput(actor=p.name, lines=lines, shipping_address=shipping_address)
-        return await self._orders.command(order_id, OrderWorkflow.amend, inp, key)
+        return await self._commands.command(order_id, OrderWorkflow.amend, inp, key)
 
     async def inbox(
         self,

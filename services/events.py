@@ -17,8 +17,8 @@ from pydantic import BaseModel, Field
 
 from db import readmodel
 from domain.events import EVENT_TYPES
-from domain.state import describe, event_data
 from domain.status import OrderStatus
+from domain.timeline import describe, event_data
 from services.context import Services
 from services.errors import invalid
 

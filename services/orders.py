@@ -11,36 +11,28 @@ import hashlib
 import logging
 import random
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from temporalio.client import (
-    WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowQueryFailedError,
-    WorkflowUpdateFailedError,
-    WorkflowUpdateRPCTimeoutOrCancelledError,
-    WorkflowUpdateStage,
 )
 from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.workflow import UpdateMethodMultiParam
 
 from db import readmodel
-from db.models import IdempotencyKeyRow
-from domain.events import ParcelLine
+from db.models import IdempotencyKeyRow, OrderRow
 from domain.order import OrderSpec, new_order_id
 from domain.state import LoggedEvent, OrderState
-from domain.status import RESTING, TERMINAL, Action, OrderStatus
+from domain.status import RESTING, TERMINAL, OrderStatus
 from services.auth import Principal
 from services.context import Services
-from services.errors import Kind, ServiceError, invalid, not_allowed, not_found, unavailable
+from services.errors import Kind, ServiceError, invalid, not_found, unavailable
 from services.views import (
     OrderDetail,
     OrderPage,
@@ -50,17 +42,10 @@ from services.views import (
 )
 from workflows.client import order_policy
 from workflows.contracts import (
-    CancelInput,
-    CarrierEventInput,
-    CarrierEventType,
     OrderRecord,
-    PaymentInput,
-    ResolveCompensationInput,
-    RetryCompensationInput,
-    SplitShipmentInput,
     StartOrderInput,
 )
-from workflows.order import COMMAND_NOT_ALLOWED, FORBIDDEN, INVALID_COMMAND, OrderWorkflow
+from workflows.order import OrderWorkflow
 from workflows.recorder import Recorder
 
 OrderHandle = WorkflowHandle[OrderWorkflow, OrderState]
@@ -162,7 +147,7 @@ class Orders:
                     code="idempotency_conflict",
                 ) from None
             order_id, at, created = found.order_id, found.created_at, False
-            if await self._stored_state(order_id) is not None and await self._started_by(
+            if await self.stored_state(order_id) is not None and await self._started_by(
                 order_id, token
             ):
                 return await self.get(order_id), False
@@ -224,24 +209,25 @@ class Orders:
 
     # --- read ---------------------------------------------------------------------------------
 
-    async def _stored_state(self, order_id: str) -> OrderState | None:
+    async def stored_state(self, order_id: str) -> OrderState | None:
         async with self._sessions() as session:
             return await readmodel.get_state(session, order_id)
 
-    async def _stored(self, order_id: str) -> OrderDetail | None:
-        """The read model's last projection with the logged events."""
+    async def _stored(self, order_id: str, row: OrderRow | None = None) -> OrderDetail | None:
+        """The read model's last projection (``row``, if read already) with the logged events."""
         async with self._sessions() as session:
-            state = await readmodel.get_state(session, order_id)
-            if state is None:
+            row = row or await readmodel.get_row(session, order_id)
+            if row is None:
                 return None
             events = await readmodel.order_events(session, order_id)
+        state = OrderState.model_validate(row.snapshot)
         return order_detail(state, [LoggedEvent(status=e.status, event=e.event) for e in events])
 
     async def last_known(self, order_id: str) -> OrderState:
         """The read model's last projection; the engine only if it has none yet. Cheap checks
         before a signal; it can be a step behind, so confirm a negative answer with the engine."""
-        state = await self._stored_state(order_id)
-        return state if state is not None else await self._live_state(order_id)
+        state = await self.stored_state(order_id)
+        return state if state is not None else await self.live_state(order_id)
 
     async def _record(self, order_id: str) -> OrderRecord:
         """State and events from the running workflow (raises for the caller to fall back)."""
@@ -250,12 +236,12 @@ class Orders:
         )
         return result
 
-    async def _live_state(self, order_id: str) -> OrderState:
+    async def live_state(self, order_id: str) -> OrderState:
         """The running workflow's state; the last projection if the engine cannot answer."""
         try:
             return (await self._record(order_id)).state
         except (RPCError, WorkflowQueryFailedError) as exc:
-            stored = await self._stored_state(order_id)
+            stored = await self.stored_state(order_id)
             if stored is not None:
                 return stored
             if isinstance(exc, RPCError) and exc.status == RPCStatusCode.NOT_FOUND:
@@ -268,26 +254,40 @@ class Orders:
         async with self._sessions() as session:
             row = await readmodel.get_row(session, order_id)
         if row is not None and row.closed:
-            stored = await self._stored(order_id)
+            stored = await self._stored(order_id, row)
             assert stored is not None
             return stored
         try:
             record = await self._record(order_id)
             return order_detail(record.state, record.events)
         except RPCError as exc:
-            if row is None:
-                if exc.status == RPCStatusCode.NOT_FOUND:
-                    raise not_found(f"order {order_id}") from exc
-                raise unavailable(exc) from exc
+            if row is None and exc.status == RPCStatusCode.NOT_FOUND:
+                raise not_found(f"order {order_id}") from exc
+            failure: Exception = exc
         except WorkflowQueryFailedError as exc:
             # The worker could not answer (e.g. its replay of the order failed): the order's
             # own tasks are retried by Temporal; the caller gets the last projection meanwhile.
             log.warning("query of %s failed: %s", order_id, exc)
-            if row is None:
-                raise unavailable(exc) from exc
-        fallback = await self._stored(order_id)
-        assert fallback is not None
+            failure = exc
+        fallback = await self._stored(order_id) if row is not None else None
+        if fallback is None:  # not projected yet: the order as it was received
+            fallback = await self._as_received(order_id, failure)
         return fallback
+
+    async def _as_received(self, order_id: str, failure: Exception) -> OrderDetail:
+        """The order rebuilt from its workflow's input (one history read, no worker needed),
+        for an order the worker has not answered for yet and the read model does not hold."""
+        try:
+            async for event in self.handle(order_id).fetch_history_events(page_size=1):
+                started = event.workflow_execution_started_event_attributes
+                [inp] = await self._client.data_converter.decode(
+                    started.input.payloads, [StartOrderInput]
+                )
+                record = Recorder(inp).record()
+                return order_detail(record.state, record.events)
+        except RPCError as exc:
+            raise unavailable(exc) from failure
+        raise unavailable(failure)
 
     async def timeline(self, order_id: str) -> Timeline:
         order = await self.get(order_id)
@@ -311,7 +311,7 @@ class Orders:
             async with self._sessions() as session:
                 current = await readmodel.get_status(session, order_id)
             if current is None and not known:
-                await self._live_state(order_id)  # 404 for an unknown order
+                await self.live_state(order_id)  # 404 for an unknown order
                 known = True  # started, not projected yet: keep watching
             elif current is not None and (current in statuses or current.is_terminal):
                 break
@@ -355,151 +355,3 @@ class Orders:
             for r in rows
         ]
         return OrderPage(items=items, next_cursor=next_cursor)
-
-    # --- commands -----------------------------------------------------------------------------
-
-    async def cancel(
-        self, order_id: str, principal: Principal, reason: str, key: str | None
-    ) -> Outcome:
-        inp = CancelInput(actor=principal.name, reason=reason)
-        return await self.command(order_id, OrderWorkflow.cancel, inp, key)
-
-    async def pay(
-        self, order_id: str, principal: Principal, amount: Decimal, token: str, key: str | None
-    ) -> Outcome:
-        inp = PaymentInput(actor=principal.name, amount=amount, token=token)
-        return await self.command(order_id, OrderWorkflow.pay, inp, key)
-
-    async def split_shipment(
-        self,
-        order_id: str,
-        principal: Principal,
-        parcels: Sequence[Sequence[ParcelLine]],
-        key: str | None,
-    ) -> Outcome:
-        inp = SplitShipmentInput(actor=principal.name, parcels=[list(p) for p in parcels])
-        return await self.command(order_id, OrderWorkflow.split_shipment, inp, key)
-
-    async def retry_compensation(
-        self, order_id: str, principal: Principal, key: str | None
-    ) -> Outcome:
-        inp = RetryCompensationInput(actor=principal.name)
-        return await self.command(order_id, OrderWorkflow.retry_compensation, inp, key)
-
-    async def resolve_compensation(
-        self, order_id: str, principal: Principal, note: str, key: str | None
-    ) -> Outcome:
-        inp = ResolveCompensationInput(actor=principal.name, note=note)
-        return await self.command(order_id, OrderWorkflow.resolve_compensation, inp, key)
-
-    async def carrier_event(
-        self,
-        order_id: str,
-        principal: Principal,
-        event: CarrierEventType,
-        *,
-        tracking_number: str | None = None,
-        location: str | None = None,
-        note: str | None = None,
-        occurred_at: datetime | None = None,
-    ) -> None:
-        """A carrier scan: checked against the order's parcels, then signalled to the order."""
-        state = await self.last_known(order_id)
-        if Action.SHIPMENT_EVENT not in state.allowed_actions and not state.status.is_terminal:
-            state = await self._live_state(order_id)  # the read model may be a step behind
-        if Action.SHIPMENT_EVENT not in state.allowed_actions:
-            raise not_allowed(
-                f"shipment events are not accepted while the order is {state.status}",
-                state.status.value,
-                [a.value for a in state.allowed_actions],
-            )
-        active = state.active_parcels()
-        if tracking_number:
-            if state.parcel_by_tracking(tracking_number) is None:
-                raise invalid("tracking_number", "does not match the order's shipment")
-        elif len(active) > 1:
-            raise invalid(
-                "tracking_number",
-                f"required: the order ships in {len(active)} parcels "
-                f"({', '.join(p.tracking_number for p in active)})",
-            )
-        inp = CarrierEventInput(
-            actor=principal.name,
-            event=event,
-            tracking_number=tracking_number,
-            location=location,
-            note=note,
-            occurred_at=occurred_at,
-        )
-        try:
-            await self.handle(order_id).signal(OrderWorkflow.carrier_event, inp)
-        except RPCError as exc:
-            raise await self._not_running(order_id, exc) from exc
-
-    async def command(
-        self,
-        order_id: str,
-        update: UpdateMethodMultiParam[[OrderWorkflow, A], OrderState],
-        arg: A,
-        key: str | None = None,
-    ) -> Outcome:
-        """Run an update; the order afterwards, and whether it finished within the wait.
-
-        A refused command (validator) never enters the order's history and maps to 409/422/403.
-        With a client ``key`` the update id is derived from it (and the command and caller), so
-        a retry after a lost answer is deduplicated by Temporal instead of applied twice.
-        """
-        handle = self.handle(order_id)
-        wait = self._settings.command_wait
-        try:
-            update_handle = await handle.start_update(
-                update,
-                arg,
-                id=f"{update.__name__}:{arg.actor}:{key}" if key else None,  # type: ignore[attr-defined]
-                wait_for_stage=WorkflowUpdateStage.ACCEPTED,
-                rpc_timeout=wait,
-            )
-        except WorkflowUpdateFailedError as exc:
-            raise self._refused(exc) from exc
-        except WorkflowUpdateRPCTimeoutOrCancelledError as exc:
-            # No worker took the command in time (e.g. all restarting); nothing was decided.
-            raise unavailable(exc) from exc
-        except RPCError as exc:
-            raise await self._not_running(order_id, exc) from exc
-        try:
-            await asyncio.wait_for(update_handle.result(), timeout=wait.total_seconds())
-            return Outcome(await self.get(order_id), True)
-        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError, RPCError):
-            # Accepted, but the outcome is not known yet (slow, or the engine is restarting).
-            return Outcome(await self.get(order_id), False)
-        except WorkflowUpdateFailedError as exc:
-            raise self._refused(exc) from exc
-
-    @staticmethod
-    def _refused(exc: WorkflowUpdateFailedError) -> ServiceError:
-        cause = exc.cause
-        if isinstance(cause, ApplicationError):
-            details: dict[str, Any] = cause.details[0] if cause.details else {}
-            if cause.type == COMMAND_NOT_ALLOWED:
-                return not_allowed(
-                    cause.message, details.get("status"), details.get("allowed_actions", [])
-                )
-            if cause.type == FORBIDDEN:
-                return ServiceError(Kind.FORBIDDEN, cause.message)
-            if cause.type == INVALID_COMMAND:
-                return invalid(details.get("field", "body"), cause.message)
-        return ServiceError(Kind.FAILED, f"the order could not process the command: {exc}")
-
-    async def _not_running(self, order_id: str, exc: RPCError) -> ServiceError:
-        if exc.status != RPCStatusCode.NOT_FOUND:
-            return unavailable(exc)
-        state = await self._stored_state(order_id)
-        if state is None:
-            try:
-                desc = await self.handle(order_id).describe()
-            except RPCError:
-                return not_found(f"order {order_id}")
-            if desc.status == WorkflowExecutionStatus.RUNNING:  # pragma: no cover - raced
-                return unavailable(exc)
-            return not_allowed("the order is closed", None, [])
-        return not_allowed(f"the order is {state.status}", state.status.value, [])

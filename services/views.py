@@ -21,10 +21,9 @@ from domain.state import (
     LoggedEvent,
     OrderState,
     PaymentInfo,
-    describe,
-    event_data,
 )
 from domain.status import Action, OrderStatus
+from domain.timeline import describe, event_data
 
 
 class TimelineEntry(BaseModel):

@@ -199,7 +199,7 @@ class NotifyRequest(_Input):
 
 
 class ProjectRequest(_Input):
-    """The order's state and the events not yet projected (every event when ``final``)."""
+    """The order's state and the events not yet projected; ``final`` once it has closed."""
 
     state: OrderState
     events: list[LoggedEvent]

@@ -155,7 +155,8 @@ class Recorder:
         """Record ``event`` (stamped with the next seq and the workflow's time) and apply it."""
         stamped = event.model_copy(update={"seq": self.state.seq + 1, "at": workflow.now()})
         apply(self.state, stamped)
-        self.log.append(LoggedEvent(status=self.state.status, event=stamped))
+        # Both parts are valid already: no second validation on the hot path.
+        self.log.append(LoggedEvent.model_construct(status=self.state.status, event=stamped))
 
     def record(self) -> OrderRecord:
         return OrderRecord(state=self.state, events=self.log)
@@ -163,14 +164,16 @@ class Recorder:
     # --- projection ---------------------------------------------------------------------------
 
     async def flush(self, *, final: bool = False) -> None:
-        """Project the events recorded since the last flush (all of them when ``final``).
+        """Project the events recorded since the last flush; ``final`` once the order closed.
 
         Only the run loop records events, so what a flush carries never depends on when an
-        update reached the worker: a replay schedules the same local activities.
+        update reached the worker: a replay schedules the same local activities. Flushes cover
+        every seq once, in order, so a retried task's flush overwrites what a discarded attempt
+        logged; the final one also removes what such an attempt logged beyond the last event.
         """
         if not final and self._projected == len(self.log):
             return
-        events = self.log if final else self.log[self._projected :]
+        events = self.log[self._projected :]
         self._projected = len(self.log)
         await workflow.execute_local_activity_method(
             ProjectionActivities.project_order,

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
 
-from api.deps import OrdersDep, PrincipalDep, require
+from api.deps import CommandsDep, OrdersDep, PrincipalDep, require
 from api.errors import ApiError, ErrorBody
 from api.schemas import (
     CancelRequest,
@@ -167,12 +167,12 @@ async def cancel_order(
     order_id: OrderId,
     body: CancelRequest,
     principal: Canceller,
-    orders: OrdersDep,
+    commands: CommandsDep,
     response: Response,
     key: CommandKey = None,
 ) -> OrderDetail:
     """Cancel until shipped: stock is released and captured money refunded."""
-    return answer(await orders.cancel(order_id, principal, body.reason, key), response)
+    return answer(await commands.cancel(order_id, principal, body.reason, key), response)
 
 
 @router.post("/{order_id}/payments", response_model=OrderDetail, responses=STILL_RUNNING)
@@ -180,12 +180,12 @@ async def pay_order(
     order_id: OrderId,
     body: PaymentRequest,
     principal: Webhook,
-    orders: OrdersDep,
+    commands: CommandsDep,
     response: Response,
     key: CommandKey = None,
 ) -> OrderDetail:
     """Record the customer's payment of a prepay order (must equal the total)."""
-    outcome = await orders.pay(order_id, principal, body.amount, body.token, key)
+    outcome = await commands.pay(order_id, principal, body.amount, body.token, key)
     return answer(outcome, response)
 
 
@@ -194,24 +194,24 @@ async def split_shipment(
     order_id: OrderId,
     body: SplitShipmentRequest,
     principal: Shipper,
-    orders: OrdersDep,
+    commands: CommandsDep,
     response: Response,
     key: CommandKey = None,
 ) -> OrderDetail:
     """Before pickup: divide the order's units into parcels, each booked and tracked alone."""
-    return answer(await orders.split_shipment(order_id, principal, body.parcels, key), response)
+    return answer(await commands.split_shipment(order_id, principal, body.parcels, key), response)
 
 
 @router.post("/{order_id}/compensations/retry", response_model=OrderDetail, responses=STILL_RUNNING)
 async def retry_compensation(
     order_id: OrderId,
     principal: Support,
-    orders: OrdersDep,
+    commands: CommandsDep,
     response: Response,
     key: CommandKey = None,
 ) -> OrderDetail:
     """A `needs_attention` order: run the refused compensation again."""
-    return answer(await orders.retry_compensation(order_id, principal, key), response)
+    return answer(await commands.retry_compensation(order_id, principal, key), response)
 
 
 @router.post(
@@ -221,12 +221,12 @@ async def resolve_compensation(
     order_id: OrderId,
     body: ResolveRequest,
     principal: Support,
-    orders: OrdersDep,
+    commands: CommandsDep,
     response: Response,
     key: CommandKey = None,
 ) -> OrderDetail:
     """A `needs_attention` order: the refused step was settled by hand; the order closes."""
-    outcome = await orders.resolve_compensation(order_id, principal, body.note, key)
+    outcome = await commands.resolve_compensation(order_id, principal, body.note, key)
     return answer(outcome, response)
 
 
@@ -236,10 +236,10 @@ async def resolve_compensation(
     status_code=status.HTTP_202_ACCEPTED,
 )
 async def shipment_event(
-    order_id: OrderId, body: ShipmentEventRequest, principal: Webhook, orders: OrdersDep
+    order_id: OrderId, body: ShipmentEventRequest, principal: Webhook, commands: CommandsDep
 ) -> ShipmentEventAccepted:
     """Carrier webhook: a scan of a parcel (by tracking number), delivered asynchronously."""
-    await orders.carrier_event(
+    await commands.carrier_event(
         order_id,
         principal,
         body.event,

@@ -201,3 +201,19 @@ async def test_payment_token_is_never_shown_or_logged(api: Api) -> None:
     assert token not in json.dumps(payloads)
     captured = await api.stack.gateway.entries(order["id"])
     assert [e.kind for e in captured] == ["capture"]  # the gateway still got the real token
+
+
+async def test_order_not_projected_yet_is_served_as_received_when_no_worker_answers(
+    paused: Api,
+) -> None:
+    """No worker has run the order yet and the read model has no row: GET answers from the
+    workflow's own input (no second writer of the read model), never 503."""
+    order = await create(paused, order_payload())
+    got = await paused.http.get(f"/orders/{order['id']}", headers=paused.auth("support-1"))
+    assert got.status_code == 200, got.text
+    body = got.json()
+    assert (body["id"], body["status"]) == (order["id"], "received")
+    assert [e["type"] for e in body["timeline"]] == ["received"]
+    assert body["payment_method"]["token"] == "****"
+    listed = await paused.http.get("/orders", headers=paused.auth("support-1"))
+    assert order["id"] not in [o["id"] for o in listed.json()["items"]]  # nothing projected

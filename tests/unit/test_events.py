@@ -29,10 +29,10 @@ from domain.state import (
     OrderState,
     ParcelStatus,
     apply,
-    describe,
     fold,
 )
 from domain.status import Action, OrderStatus, RefundState
+from domain.timeline import describe
 from tests.unit.builders import line
 from tests.unit.orders import (
     ESCALATE,

@@ -18,10 +18,10 @@ from domain.state import (
     Parcel,
     ParcelStatus,
     apply,
-    event_data,
     fold,
 )
 from domain.status import Action, OrderStatus, RefundState
+from domain.timeline import event_data
 from tests.unit.builders import line, spec
 from tests.unit.orders import TRACKING, booked, fulfilling_order, scan
 
