@@ -110,7 +110,7 @@ class Commands(Generic[T]):
 
     def refuse_all(self, refusal: ApplicationError) -> None:
         for _, ticket in self.items:
-            ticket.done, ticket.refusal = True, refusal
+            settle(ticket, refusal)
         self.items.clear()
 
 
