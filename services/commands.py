@@ -100,6 +100,8 @@ class Commands:
                 state.status.value,
                 [a.value for a in state.allowed_actions],
             )
+        if tracking_number and state.parcel_by_tracking(tracking_number) is None:
+            state = await self._orders.live_state(order_id)  # a parcel booked since projecting?
         active = state.active_parcels()
         if tracking_number:
             if state.parcel_by_tracking(tracking_number) is None:
