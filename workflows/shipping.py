@@ -111,6 +111,7 @@ class Shipping:
                 await self._split(*self.splits.take())
 
     def _first_arrival(self) -> int:
+        """When the next scan arrived; with none queued, later than any cancel."""
         return self.scans[0][0] if self.scans else 1 << 62
 
     async def _apply_scan(self, scan: CarrierEventInput) -> None:
