@@ -74,11 +74,10 @@ class ApprovalChain:
         """
         keep = False
         while self._decide_chain(keep):
-            changes = await self._await_levels()
-            if changes is None:
+            if not await self._await_levels():
                 break
             old_total = self._rec.state.total
-            await self._await_amendment(changes)
+            await self._await_amendment()
             keep = self._rec.state.total <= old_total
         self._refuse_pending("the approval chain is complete")
         self._rec.emit(ev.Confirmed())
@@ -121,8 +120,8 @@ class ApprovalChain:
         )
         return any(lv.status is not LevelStatus.APPROVED for lv in state.approval.levels)
 
-    async def _await_levels(self) -> RequestChangesInput | None:
-        """Each level in order; None once all approved, the request when changes are asked."""
+    async def _await_levels(self) -> bool:
+        """Each level in order; False once all approved, True when changes were requested."""
         rec = self._rec
         for lv in list(rec.state.approval.levels):
             if lv.status is LevelStatus.APPROVED:
@@ -145,35 +144,32 @@ class ApprovalChain:
                 }[kind]
                 assert at is not None
                 while await rec.wait_for(lambda: bool(self.decisions), at - workflow.now()):
-                    changes = self._decide(self.decisions.take())
-                    if changes is not None:
-                        return changes
+                    if self._decide(self.decisions.take()):
+                        return True
                     if level.status is LevelStatus.APPROVED:
                         break
                 if level.status is LevelStatus.APPROVED:
                     break
                 await self._deadline_passed(kind, level)
-        return None
+        return False
 
-    def _decide(
-        self, item: tuple[tuple[Decision, int | None], Ticket]
-    ) -> RequestChangesInput | None:
+    def _decide(self, item: tuple[tuple[Decision, int | None], Ticket]) -> bool:
         """Apply one decision: first accepted wins; one the order no longer allows is refused
-        (two decisions can be accepted in the same workflow task)."""
+        (two decisions can be accepted in the same workflow task). True if changes were asked."""
         (inp, level), ticket = item
         waiting = self._rec.state.approval.waiting()
         if waiting is None or waiting.level != level:
             settle(ticket, not_allowed(self._rec.state, f"level {level} was decided already"))
-            return None
+            return False
         refusal = self._refusal(inp, _ACTIONS[type(inp)])
         if refusal is not None:
             settle(ticket, refusal)
-            return None
+            return False
         rec, lv = self._rec, self._waiting()
         settle(ticket)
         if isinstance(inp, ApproveInput):
             rec.emit(ev.LevelApproved(actor=inp.actor, level=lv.level, comment=inp.comment))
-            return None
+            return False
         if isinstance(inp, RejectInput):
             rec.emit(ev.LevelRejected(actor=inp.actor, level=lv.level, reason=inp.reason))
             raise OrderEnded(S.REJECTED, inp.reason, inp.actor)
@@ -184,7 +180,7 @@ class ApprovalChain:
             )
         )
         self._refuse_pending("changes were requested")
-        return inp
+        return True
 
     async def _deadline_passed(self, kind: str, lv: LevelState) -> None:
         rec, state = self._rec, self._rec.state
@@ -213,7 +209,7 @@ class ApprovalChain:
             rec.emit(ev.ApprovalExpired(level=lv.level))
             raise OrderEnded(S.REJECTED, "approval expired", SYSTEM)
 
-    async def _await_amendment(self, changes: RequestChangesInput) -> None:
+    async def _await_amendment(self) -> None:
         rec = self._rec
         expire_at = rec.state.approval.next_deadline
         assert expire_at is not None
