@@ -92,16 +92,18 @@ class Commands:
     ) -> None:
         """A carrier scan: checked against the order's parcels, then signalled to the order."""
         state = await self._orders.last_known(order_id)
-        if Action.SHIPMENT_EVENT not in state.allowed_actions and not state.status.is_terminal:
-            state = await self._orders.live_state(order_id)  # the read model may be a step behind
+        behind = Action.SHIPMENT_EVENT not in state.allowed_actions or bool(
+            tracking_number and state.parcel_by_tracking(tracking_number) is None
+        )
+        if behind and not state.status.is_terminal:
+            # The read model may be a step behind (a status or a parcel since its last flush).
+            state = await self._orders.live_state(order_id)
         if Action.SHIPMENT_EVENT not in state.allowed_actions:
             raise not_allowed(
                 f"shipment events are not accepted while the order is {state.status}",
                 state.status.value,
                 [a.value for a in state.allowed_actions],
             )
-        if tracking_number and state.parcel_by_tracking(tracking_number) is None:
-            state = await self._orders.live_state(order_id)  # a parcel booked since projecting?
         active = state.active_parcels()
         if tracking_number:
             if state.parcel_by_tracking(tracking_number) is None:

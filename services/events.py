@@ -10,29 +10,22 @@ the same (order, seq) with a new id: treat (order_id, seq) as the key and keep t
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import datetime
-from typing import Any
 
 from pydantic import BaseModel, Field
 
 from db import readmodel
 from domain.events import EVENT_TYPES
-from domain.status import OrderStatus
-from domain.timeline import describe, event_data
+from domain.state import LoggedEvent
 from services.context import Services
 from services.errors import invalid
+from services.views import TimelineEntry, timeline_entry
 
 
-class FeedEvent(BaseModel):
+class FeedEvent(TimelineEntry):
+    """A timeline entry with the order it belongs to and its global cursor."""
+
     id: int = Field(description="Global cursor: pass the last one seen as `after`.")
     order_id: str
-    seq: int
-    type: str
-    at: datetime
-    actor: str
-    status: OrderStatus = Field(description="The order's status after the event.")
-    message: str
-    data: dict[str, Any]
 
 
 class EventPage(BaseModel):
@@ -59,13 +52,7 @@ async def events_after(
         FeedEvent(
             id=s.id,
             order_id=s.order_id,
-            seq=s.event.seq,
-            type=s.event.type,
-            at=s.event.at,
-            actor=s.event.actor,
-            status=s.status,
-            message=describe(s.event),
-            data=event_data(s.event),
+            **timeline_entry(LoggedEvent(status=s.status, event=s.event), "").model_dump(),
         )
         for s in stored
     ]
