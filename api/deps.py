@@ -47,6 +47,7 @@ _bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bea
 
 
 async def _principal(
+    request: Request,
     services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
@@ -56,6 +57,7 @@ async def _principal(
     principal = await services.key_cache.authenticate(services.sessions, credentials.credentials)
     if principal is None:
         raise ApiError(401, "unauthorized", "unknown or revoked API key", headers=challenge)
+    request.state.principal = principal  # for the audit trail
     return principal
 
 
