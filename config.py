@@ -9,13 +9,14 @@ import tomllib
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.approval import ApprovalPolicy
+from security.keyring import KeyConfigError, KeyRing, create_dev_key_file, read_key_file
 
 ROOT = Path(__file__).resolve().parent
 
@@ -32,6 +33,24 @@ class Settings(BaseSettings):
     database_url: str = f"sqlite+aiosqlite:///{ROOT / 'var' / 'orderly.db'}"
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    environment: Literal["development", "production"] = Field(
+        default="development",
+        description="production refuses to start without configured encryption keys.",
+    )
+
+    # Encryption (security.keyring): Temporal payloads and customer data keys
+    encryption_keys: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description='JSON {"<key id>": "<base64 of 32 bytes>"}; older keys stay for decryption.',
+    )
+    encryption_key_id: str | None = Field(
+        default=None, description="The key id new data is encrypted with (the only key if one)."
+    )
+    encryption_keys_file: Path | None = Field(
+        default=None,
+        description='JSON file {"current": id, "keys": {...}} (a mounted secret); development '
+        "default var/encryption-keys.json, generated on first run.",
+    )
 
     # Business policy (passed into each workflow at start, so a change never alters running orders)
     payment_deadline: timedelta = Field(
@@ -91,6 +110,41 @@ class Settings(BaseSettings):
 
 def get_settings() -> Settings:
     return Settings()
+
+
+DEV_KEY_FILE = ROOT / "var" / "encryption-keys.json"
+
+
+def load_keyring(settings: Settings) -> KeyRing:
+    """The key ring from settings; in development a generated key file under ``var/``.
+
+    Raises :class:`KeyConfigError` with what to set when production has no keys.
+    """
+    if settings.encryption_keys:
+        keys = {kid: v.get_secret_value() for kid, v in settings.encryption_keys.items()}
+        current = settings.encryption_key_id or (next(iter(keys)) if len(keys) == 1 else "")
+        if not current:
+            raise KeyConfigError(
+                "ORDERLY_ENCRYPTION_KEY_ID must name the current key when several keys are set"
+            )
+        return KeyRing(current, keys)
+    path = settings.encryption_keys_file
+    if path is None:
+        if settings.environment == "production":
+            raise KeyConfigError(
+                "no encryption keys: production needs ORDERLY_ENCRYPTION_KEYS (with "
+                "ORDERLY_ENCRYPTION_KEY_ID) or ORDERLY_ENCRYPTION_KEYS_FILE; generate a key with "
+                "`python -m security.keyring`"
+            )
+        path = DEV_KEY_FILE
+        create_dev_key_file(path)
+    ring = read_key_file(path)
+    if settings.encryption_key_id and settings.encryption_key_id != ring.current:
+        raise KeyConfigError(
+            f"ORDERLY_ENCRYPTION_KEY_ID={settings.encryption_key_id} but {path} says "
+            f"current is {ring.current}"
+        )
+    return ring
 
 
 class PolicyFileError(ValueError):

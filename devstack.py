@@ -25,6 +25,7 @@ from config import ROOT, PolicyFileError, load_policy
 from db.models import StockItemRow
 from db.session import make_engine, make_sessionmaker
 from integrations.inventory import SimulatedInventory
+from security.keyring import create_dev_key_file
 
 BIN = Path(sys.executable).parent
 # name -> (roles, approval levels)
@@ -133,6 +134,9 @@ def main() -> int:
     env["ORDERLY_TEMPORAL_TARGET"] = f"{args.host}:{args.temporal_port}"
     env["ORDERLY_API_PORT"] = str(args.api_port)
     database_url = env["ORDERLY_DATABASE_URL"]
+    if not env.get("ORDERLY_ENCRYPTION_KEYS"):  # a dev key, generated once, never committed
+        env.setdefault("ORDERLY_ENCRYPTION_KEYS_FILE", str(var / "encryption-keys.json"))
+        create_dev_key_file(Path(env["ORDERLY_ENCRYPTION_KEYS_FILE"]))
 
     subprocess.run(
         [

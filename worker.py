@@ -23,8 +23,9 @@ from activities.notify import NotifyActivities
 from activities.payment import PaymentActivities
 from activities.projection import ProjectionActivities
 from activities.shipping import ShippingActivities
-from config import Settings, get_settings
+from config import Settings, get_settings, load_keyring
 from db.session import SessionFactory, make_engine, make_sessionmaker
+from db.vault import Vault
 from integrations.carrier import SimulatedCarrier
 from integrations.credit import SimulatedBureau
 from integrations.inventory import SimulatedInventory
@@ -56,7 +57,7 @@ def build_activities(settings: Settings, sessions: SessionFactory) -> list[Calla
     )
     shipping = ShippingActivities(SimulatedCarrier(sessions, delay=settings.sim_carrier_delay))
     notify = NotifyActivities(OutboxMailer(sessions))
-    projection = ProjectionActivities(sessions)
+    projection = ProjectionActivities(sessions, Vault(load_keyring(settings)))
     return [
         credit.check_credit,
         inventory.reserve_stock,

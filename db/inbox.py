@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import ApprovalConflictRow, ApprovalInboxRow
 from db.readmodel import decode_cursor, encode_cursor
+from db.vault import Vault
 
 
 class InboxEntry(BaseModel):
@@ -31,6 +32,7 @@ class InboxEntry(BaseModel):
 async def inbox(
     session: AsyncSession,
     *,
+    vault: Vault,
     actor: str,
     levels: Collection[int],
     level: int | None = None,
@@ -69,7 +71,12 @@ async def inbox(
             or_(row.waiting_since > at, and_(row.waiting_since == at, row.order_id > order_id))
         )
     stmt = stmt.order_by(row.waiting_since, row.order_id).limit(limit + 1)
-    entries = [InboxEntry.model_validate(r._asdict()) for r in await session.execute(stmt)]
+    rows = [r._asdict() for r in await session.execute(stmt)]
+    names = await vault.open_texts(session, [(r["customer_id"], r["customer_name"]) for r in rows])
+    entries = [
+        InboxEntry.model_validate({**r, "customer_name": name})
+        for r, name in zip(rows, names, strict=True)
+    ]
     last = entries[limit - 1] if len(entries) > limit else None
     next_cursor = encode_cursor(last.waiting_since, last.order_id) if last else None
     return entries[:limit], next_cursor

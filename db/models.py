@@ -135,7 +135,7 @@ class ApprovalInboxRow(Base):
     next_deadline: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     next_deadline_kind: Mapped[str | None] = mapped_column(String(16), nullable=True)
     customer_id: Mapped[str] = mapped_column(String(64))
-    customer_name: Mapped[str] = mapped_column(String(200))
+    customer_name: Mapped[str] = mapped_column(Text, doc="Sealed (db.vault).")
     customer_tier: Mapped[str] = mapped_column(String(16))
     total: Mapped[Decimal] = mapped_column(Money)
     currency: Mapped[str] = mapped_column(String(3))
@@ -150,6 +150,18 @@ class ApprovalConflictRow(Base):
 
     order_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     actor: Mapped[str] = mapped_column(String(128), primary_key=True)
+
+
+class CustomerKeyRow(Base):
+    """A customer's data key (db.vault), wrapped by the key ring; deleted on PII erasure."""
+
+    __tablename__ = "customer_keys"
+
+    customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dek_id: Mapped[str] = mapped_column(String(16), doc="Names this key in sealed values.")
+    kek_id: Mapped[str] = mapped_column(String(64), doc="Key ring key that wraps it.")
+    wrapped: Mapped[str] = mapped_column(Text, doc="base64 of nonce + wrapped key + tag")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 # --- authentication ---------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import ApprovalConflictRow, ApprovalInboxRow, OrderEventRow, OrderRow
 from db.upsert import insert_for
+from db.vault import Vault
 from domain.events import OrderEvent, parse_event
 from domain.state import LoggedEvent, OrderState
 from domain.status import TERMINAL, OrderStatus
@@ -26,7 +27,7 @@ OPEN_STATUSES = [s.value for s in OrderStatus if s not in TERMINAL]
 EVENT_LOG_LOCK = 0x0E7E
 
 
-def _order_values(state: OrderState) -> dict[str, Any]:
+def _order_values(state: OrderState, snapshot: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": state.id,
         "status": state.status.value,
@@ -40,12 +41,17 @@ def _order_values(state: OrderState) -> dict[str, Any]:
         "created_at": state.created_at,
         "updated_at": state.updated_at,
         "seq": state.seq,
-        "snapshot": state.model_dump(mode="json"),
+        "snapshot": snapshot,
     }
 
 
 async def project(
-    session: AsyncSession, state: OrderState, events: Sequence[LoggedEvent], *, final: bool = False
+    session: AsyncSession,
+    state: OrderState,
+    events: Sequence[LoggedEvent],
+    *,
+    vault: Vault,
+    final: bool = False,
 ) -> None:
     """Upsert the order's row and append its events to the log, idempotently on (order, seq).
 
@@ -54,9 +60,13 @@ async def project(
     same seq is kept if identical; if different (a retried workflow task recorded another
     outcome) it is replaced under a new global id, so cursor readers see the replacement. A
     closed order's (``final``) projection is the truth: it wins over rows a discarded task
-    wrote with higher seqs, and removes their extra events.
+    wrote with higher seqs, and removes their extra events. Customer PII in the snapshot and
+    the events is sealed with ``vault`` under the customer's data key.
     """
-    values = _order_values(state)
+    customer_id = state.customer.id
+    values = _order_values(
+        state, await vault.seal(session, customer_id, state.model_dump(mode="json"))
+    )
     stmt = insert_for(session, OrderRow).values(**values)
     update_cols = {k: stmt.excluded[k] for k in values if k not in ("id", "created_at")}
     newer = or_(OrderRow.seq <= stmt.excluded.seq, stmt.excluded.closed)
@@ -70,28 +80,33 @@ async def project(
             )
         )
     if applied.rowcount and state.approval.levels:  # type: ignore[attr-defined]
-        await _sync_approvals(session, state)
+        await _sync_approvals(session, state, vault)
     if events:
-        await _log_events(session, state.id, events)
+        await _log_events(session, state.id, customer_id, events, vault)
 
 
-def _event_values(order_id: str, logged: LoggedEvent) -> dict[str, Any]:
-    e = logged.event
-    return {
-        "order_id": order_id,
-        "seq": e.seq,
-        "type": e.type,
-        "actor": e.actor,
-        "at": e.at,
-        "status": logged.status.value,
-        "payload": e.model_dump(mode="json"),
-    }
-
-
-async def _log_events(session: AsyncSession, order_id: str, events: Sequence[LoggedEvent]) -> None:
+async def _log_events(
+    session: AsyncSession,
+    order_id: str,
+    customer_id: str,
+    events: Sequence[LoggedEvent],
+    vault: Vault,
+) -> None:
     """Insert the events; only seqs that are logged already (a retried projection or task) are
-    compared, and replaced if different."""
-    rows = {logged.event.seq: _event_values(order_id, logged) for logged in events}
+    compared (unsealed), and replaced if different."""
+    plain = {logged.event.seq: logged.event.model_dump(mode="json") for logged in events}
+    rows = {
+        logged.event.seq: {
+            "order_id": order_id,
+            "seq": logged.event.seq,
+            "type": logged.event.type,
+            "actor": logged.event.actor,
+            "at": logged.event.at,
+            "status": logged.status.value,
+            "payload": await vault.seal(session, customer_id, plain[logged.event.seq]),
+        }
+        for logged in events
+    }
     if session.get_bind().dialect.name == "postgresql":
         await session.execute(select(func.pg_advisory_xact_lock(EVENT_LOG_LOCK)))
     stmt = insert_for(session, OrderEventRow).values([rows[seq] for seq in sorted(rows)])
@@ -105,15 +120,16 @@ async def _log_events(session: AsyncSession, order_id: str, events: Sequence[Log
     taken = [seq for seq in rows if seq not in inserted]
     if not taken:
         return
-    existing = {
-        r.seq: (r.status, r.payload)
-        for r in await session.execute(
+    logged_rows = list(
+        await session.execute(
             select(OrderEventRow.seq, OrderEventRow.status, OrderEventRow.payload).where(
                 OrderEventRow.order_id == order_id, OrderEventRow.seq.in_(taken)
             )
         )
-    }
-    changed = sorted(s for s in taken if existing.get(s) != (rows[s]["status"], rows[s]["payload"]))
+    )
+    opened = await vault.open_many(session, [r.payload for r in logged_rows])
+    existing = {r.seq: (r.status, p) for r, p in zip(logged_rows, opened, strict=True)}
+    changed = sorted(s for s in taken if existing.get(s) != (rows[s]["status"], plain[s]))
     if changed:
         await session.execute(
             delete(OrderEventRow).where(
@@ -123,12 +139,13 @@ async def _log_events(session: AsyncSession, order_id: str, events: Sequence[Log
         await session.execute(insert(OrderEventRow), [rows[seq] for seq in changed])
 
 
-async def _sync_approvals(session: AsyncSession, state: OrderState) -> None:
+async def _sync_approvals(session: AsyncSession, state: OrderState, vault: Vault) -> None:
     """Keep the approval inbox rows and the approvers' conflicts in step with the order."""
     await session.execute(delete(ApprovalInboxRow).where(ApprovalInboxRow.order_id == state.id))
     approval = state.approval
     waiting = approval.waiting()
     if state.status is OrderStatus.AWAITING_APPROVAL and waiting and waiting.waiting_since:
+        name = await vault.seal_text(session, state.customer.id, state.customer.name)
         session.add_all(
             ApprovalInboxRow(
                 order_id=state.id,
@@ -139,7 +156,7 @@ async def _sync_approvals(session: AsyncSession, state: OrderState) -> None:
                 next_deadline=approval.next_deadline,
                 next_deadline_kind=approval.next_deadline_kind,
                 customer_id=state.customer.id,
-                customer_name=state.customer.name,
+                customer_name=name,
                 customer_tier=state.customer.tier.value,
                 total=state.total,
                 currency=state.currency,
@@ -156,9 +173,12 @@ async def _sync_approvals(session: AsyncSession, state: OrderState) -> None:
     await session.flush()
 
 
-async def get_state(session: AsyncSession, order_id: str) -> OrderState | None:
+async def get_state(session: AsyncSession, order_id: str, vault: Vault) -> OrderState | None:
+    """The stored state with its PII opened (placeholders where the customer was erased)."""
     row = await session.get(OrderRow, order_id)
-    return None if row is None else OrderState.model_validate(row.snapshot)
+    if row is None:
+        return None
+    return OrderState.model_validate(await vault.open(session, row.snapshot))
 
 
 async def get_row(session: AsyncSession, order_id: str) -> OrderRow | None:
@@ -181,27 +201,34 @@ class StoredEvent:
     event: OrderEvent
 
 
-def _stored(row: OrderEventRow) -> StoredEvent:
-    return StoredEvent(
-        id=row.id,
-        order_id=row.order_id,
-        status=OrderStatus(row.status),
-        event=parse_event(row.payload),
-    )
+async def _stored(
+    session: AsyncSession, rows: Sequence[OrderEventRow], vault: Vault
+) -> list[StoredEvent]:
+    payloads = await vault.open_many(session, [r.payload for r in rows])
+    return [
+        StoredEvent(
+            id=row.id,
+            order_id=row.order_id,
+            status=OrderStatus(row.status),
+            event=parse_event(payload),
+        )
+        for row, payload in zip(rows, payloads, strict=True)
+    ]
 
 
-async def order_events(session: AsyncSession, order_id: str) -> list[StoredEvent]:
-    """Every logged event of one order, in sequence."""
+async def order_events(session: AsyncSession, order_id: str, vault: Vault) -> list[StoredEvent]:
+    """Every logged event of one order, in sequence, PII opened."""
     rows = await session.scalars(
         select(OrderEventRow).where(OrderEventRow.order_id == order_id).order_by(OrderEventRow.seq)
     )
-    return [_stored(r) for r in rows]
+    return await _stored(session, list(rows), vault)
 
 
 async def events_after(
     session: AsyncSession,
     after: int,
     *,
+    vault: Vault,
     limit: int,
     types: Collection[str] | None = None,
     order_id: str | None = None,
@@ -213,7 +240,7 @@ async def events_after(
     if order_id is not None:
         stmt = stmt.where(OrderEventRow.order_id == order_id)
     rows = await session.scalars(stmt.order_by(OrderEventRow.id).limit(limit))
-    return [_stored(r) for r in rows]
+    return await _stored(session, list(rows), vault)
 
 
 async def open_exposure(

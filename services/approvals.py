@@ -71,6 +71,7 @@ class Approvals:
             async with self._s.sessions() as session:
                 entries, next_cursor = await inbox(
                     session,
+                    vault=self._s.vault,
                     actor=p.name,
                     levels=p.approval_levels,
                     level=level,

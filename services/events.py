@@ -46,7 +46,7 @@ async def events_after(
         raise invalid("query.type", f"unknown event type {', '.join(unknown)}")
     async with services.sessions() as session:
         stored = await readmodel.events_after(
-            session, after, limit=limit, types=types, order_id=order_id
+            session, after, vault=services.vault, limit=limit, types=types, order_id=order_id
         )
     items = [
         FeedEvent(

@@ -211,7 +211,7 @@ class Orders:
 
     async def stored_state(self, order_id: str) -> OrderState | None:
         async with self._sessions() as session:
-            return await readmodel.get_state(session, order_id)
+            return await readmodel.get_state(session, order_id, self._s.vault)
 
     async def _stored(self, order_id: str, row: OrderRow | None = None) -> OrderDetail | None:
         """The read model's last projection (``row``, if read already) with the logged events."""
@@ -219,7 +219,7 @@ class Orders:
             row = row or await readmodel.get_row(session, order_id)
             if row is None:
                 return None
-            events = await readmodel.order_events(session, order_id)
+            events = await readmodel.order_events(session, order_id, self._s.vault)
         state = OrderState.model_validate(row.snapshot)
         return order_detail(state, [LoggedEvent(status=e.status, event=e.event) for e in events])
 

@@ -14,17 +14,18 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from config import Settings
 from db.models import Base
 from db.session import SessionFactory, make_engine, make_sessionmaker
+from db.vault import Vault
 from integrations.carrier import SimulatedCarrier
 from integrations.credit import SimulatedBureau
 from integrations.inventory import SimulatedInventory
 from integrations.mail import OutboxMailer
 from integrations.payment import SimulatedGateway
+from tests.keys import TEST_CONVERTER, TEST_KEYS, TEST_RING
 from tests.pgcluster import PgCluster, find_pg_bindir
 from worker import build_worker
 
@@ -44,7 +45,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     """A real Temporal dev server for the whole session (in memory)."""
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=binary("temporal"),
-        data_converter=pydantic_data_converter,
+        data_converter=TEST_CONVERTER,
         dev_server_log_level="error",
     )
     yield env
@@ -99,6 +100,8 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "activity_timeout": timedelta(seconds=10),
         "activity_heartbeat": timedelta(seconds=3),
         "strict_sandbox": True,  # every call workflow code makes is checked
+        "encryption_keys": TEST_KEYS,
+        "encryption_key_id": "test-1",
         **overrides,
     }
     return Settings.model_validate(values)
@@ -116,6 +119,7 @@ class Stack:
     gateway: SimulatedGateway
     carrier: SimulatedCarrier
     mailer: OutboxMailer
+    vault: Vault
 
 
 @pytest.fixture
@@ -137,6 +141,7 @@ async def seeded_stack(client: Client, settings: Settings, sessions: SessionFact
         gateway=SimulatedGateway(sessions),
         carrier=SimulatedCarrier(sessions),
         mailer=OutboxMailer(sessions),
+        vault=Vault(TEST_RING),
     )
 
 

@@ -87,7 +87,7 @@ async def deliver(handle: WorkflowHandle[OrderWorkflow, OrderState]) -> None:
 async def logged_types(stack: Stack, order_id: str) -> list[str]:
     """The event types of an order as the event log holds them, in sequence."""
     async with stack.sessions() as session:
-        return [e.event.type for e in await readmodel.order_events(session, order_id)]
+        return [e.event.type for e in await readmodel.order_events(session, order_id, stack.vault)]
 
 
 def completed_attempts(history: WorkflowHistory) -> dict[str, list[int]]:

@@ -11,9 +11,13 @@ from sqlalchemy import select
 from db import readmodel
 from db.models import OrderEventRow
 from db.session import SessionFactory
+from db.vault import Vault
 from domain import events as ev
 from domain.state import LoggedEvent, OrderState, apply
 from tests.factories import order_spec
+from tests.keys import TEST_RING
+
+VAULT = Vault(TEST_RING)
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -48,7 +52,7 @@ async def test_projection_is_idempotent_and_replaces_changed_events(
     state, logged = _order("SO-1", ev.CreditCheckStarted(), ev.CancelRequested(reason="a"))
     for _ in range(2):  # a retried projection writes nothing new
         async with sessions.begin() as session:
-            await readmodel.project(session, state, logged)
+            await readmodel.project(session, state, logged, vault=VAULT)
     first = await _rows(sessions, "SO-1")
     assert [(seq, t) for _, seq, t in first] == [
         (1, "received"),
@@ -58,13 +62,13 @@ async def test_projection_is_idempotent_and_replaces_changed_events(
     # A retried workflow task recorded another third event: it replaces the row, new id.
     state2, logged2 = _order("SO-1", ev.CreditCheckStarted(), ev.CancelRequested(reason="b"))
     async with sessions.begin() as session:
-        await readmodel.project(session, state2, logged2[2:])
+        await readmodel.project(session, state2, logged2[2:], vault=VAULT)
     second = await _rows(sessions, "SO-1")
     assert second[:2] == first[:2]
     assert second[2][1:] == (3, "cancel_requested")
     assert second[2][0] > max(i for i, _, _ in first)
     async with sessions() as session:
-        stored = await readmodel.order_events(session, "SO-1")
+        stored = await readmodel.order_events(session, "SO-1", VAULT)
     assert isinstance(stored[2].event, ev.CancelRequested)
     assert stored[2].event.reason == "b"
 
@@ -82,9 +86,9 @@ async def test_final_projection_removes_events_of_discarded_tasks(sessions: Sess
         ev.StockReleased(units=2),
     )
     async with sessions.begin() as session:
-        await readmodel.project(session, phantom_state, phantom_log)
+        await readmodel.project(session, phantom_state, phantom_log, vault=VAULT)
     async with sessions.begin() as session:
-        await readmodel.project(session, final, final_log, final=True)
+        await readmodel.project(session, final, final_log, vault=VAULT, final=True)
     rows = await _rows(sessions, "SO-2")
     assert [(seq, t) for _, seq, t in rows] == [
         (1, "received"),
@@ -93,7 +97,7 @@ async def test_final_projection_removes_events_of_discarded_tasks(sessions: Sess
         (4, "cancelled"),
     ]
     async with sessions() as session:
-        stored = await readmodel.get_state(session, "SO-2")
+        stored = await readmodel.get_state(session, "SO-2", VAULT)
     assert stored is not None
     assert stored.status == "cancelled"
     assert stored.total == Decimal("39.98")
@@ -103,9 +107,9 @@ async def test_events_after_reads_by_cursor_in_order(sessions: SessionFactory) -
     for oid in ("SO-A", "SO-B"):
         state, logged = _order(oid, ev.CreditCheckStarted())
         async with sessions.begin() as session:
-            await readmodel.project(session, state, logged)
+            await readmodel.project(session, state, logged, vault=VAULT)
     async with sessions() as session:
-        everything = await readmodel.events_after(session, 0, limit=100)
+        everything = await readmodel.events_after(session, 0, vault=VAULT, limit=100)
         assert [(e.order_id, e.event.seq) for e in everything] == [
             ("SO-A", 1),
             ("SO-A", 2),
@@ -114,9 +118,9 @@ async def test_events_after_reads_by_cursor_in_order(sessions: SessionFactory) -
         ]
         ids = [e.id for e in everything]
         assert ids == sorted(ids)
-        rest = await readmodel.events_after(session, ids[1], limit=100)
+        rest = await readmodel.events_after(session, ids[1], vault=VAULT, limit=100)
         assert [e.id for e in rest] == ids[2:]
-        typed = await readmodel.events_after(session, 0, limit=100, types=["received"])
+        typed = await readmodel.events_after(session, 0, vault=VAULT, limit=100, types=["received"])
         assert [e.order_id for e in typed] == ["SO-A", "SO-B"]
-        one = await readmodel.events_after(session, 0, limit=1, order_id="SO-B")
+        one = await readmodel.events_after(session, 0, vault=VAULT, limit=1, order_id="SO-B")
         assert [(e.order_id, e.event.type) for e in one] == [("SO-B", "received")]

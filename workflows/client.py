@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
-from config import Settings
+from config import Settings, load_keyring
 from domain.approval import ApprovalPolicy
 from domain.policies import CreditRules
+from security.codec import data_converter
+from security.keyring import KeyRing
 from workflows.contracts import OrderPolicy
 
 
-async def connect(settings: Settings) -> Client:
+async def connect(settings: Settings, keyring: KeyRing | None = None) -> Client:
+    """The only way to a Temporal client: payloads and failures always encrypted."""
     return await Client.connect(
         settings.temporal_target,
         namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(keyring or load_keyring(settings)),
     )
 
 

@@ -10,7 +10,6 @@ import httpx
 import pytest
 from temporalio import workflow
 from temporalio.client import Client, WorkflowQueryFailedError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from api.app import create_app
@@ -21,6 +20,7 @@ from services.context import Services
 from tests.api.conftest import Api, services_for
 from tests.api.flows import create, wait_status
 from tests.factories import big_order, order_payload
+from tests.keys import TEST_CONVERTER
 from workflows.client import order_policy
 from workflows.contracts import StartOrderInput
 from workflows.recorder import Recorder
@@ -75,7 +75,7 @@ async def test_closed_order_is_served_from_read_model(api: Api) -> None:
     blind = await Client.connect(
         api.stack.client.service_client.config.target_host,
         namespace="no-such-namespace",
-        data_converter=pydantic_data_converter,
+        data_converter=TEST_CONVERTER,
     )
     services = Services(
         settings=api.stack.settings,
@@ -196,7 +196,7 @@ async def test_order_whose_query_fails_is_served_from_the_read_model(api: Api) -
         )
     ).record()
     async with api.stack.sessions.begin() as session:
-        await readmodel.project(session, record.state, record.events)
+        await readmodel.project(session, record.state, record.events, vault=api.stack.vault)
     async with Worker(api.stack.client, task_queue=queue, workflows=[_OrderWithoutQueries]):
         handle = await api.stack.client.start_workflow(
             "Order", {"order_id": order_id}, id=order_id, task_queue=queue

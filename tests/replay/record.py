@@ -14,7 +14,6 @@ from decimal import Decimal
 from pathlib import Path
 
 from temporalio.client import WorkflowHandle, WorkflowUpdateStage
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from db.models import Base
@@ -26,6 +25,7 @@ from domain.status import OrderStatus
 from tests.conftest import Stack, binary, make_settings, seeded_stack
 from tests.factories import order_spec
 from tests.helpers import deliver, start_order, wait_status
+from tests.keys import TEST_CONVERTER
 from worker import build_worker
 from workflows.contracts import (
     AmendInput,
@@ -236,11 +236,11 @@ async def _run(stack: Stack, scenarios: dict[str, Callable[[Stack], Awaitable[Ha
 
 async def record() -> None:
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=binary("temporal"), data_converter=pydantic_data_converter
+        dev_server_existing_path=binary("temporal"), data_converter=TEST_CONVERTER
     )
     skipping = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=binary("temporal-test-server"),
-        data_converter=pydantic_data_converter,
+        data_converter=TEST_CONVERTER,
     )
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite+aiosqlite:///{tmp}/replay.db"

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from tests.keys import TEST_CONVERTER
 from tests.replay.record import ALL, HISTORIES
 from worker import WORKFLOWS, workflow_runner
 
@@ -27,7 +27,7 @@ async def test_saved_history_replays(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
     replayer = Replayer(
         workflows=WORKFLOWS,
-        data_converter=pydantic_data_converter,
+        data_converter=TEST_CONVERTER,
         workflow_runner=workflow_runner(strict=True),
     )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)

@@ -7,7 +7,6 @@ from datetime import timedelta
 
 import pytest
 from temporalio.client import WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from domain.events import OrderEvent
@@ -18,6 +17,7 @@ from integrations.mail import OutboxMailer
 from tests.conftest import Stack, binary, make_settings
 from tests.factories import order_spec
 from tests.helpers import logged_types, start_order, wait_status
+from tests.keys import TEST_CONVERTER
 from worker import build_worker
 from workflows.contracts import ApproveInput, CarrierEventInput, CarrierEventType
 from workflows.order import OrderWorkflow
@@ -30,7 +30,7 @@ async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     """One server per test: a workflow left waiting by another test would hold its clock."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=binary("temporal-test-server"),
-        data_converter=pydantic_data_converter,
+        data_converter=TEST_CONVERTER,
     )
     yield env
     await env.shutdown()

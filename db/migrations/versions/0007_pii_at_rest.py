@@ -7,8 +7,10 @@ Create Date: 2026-12-01
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa  # noqa: F401
-from alembic import op  # noqa: F401
+import sqlalchemy as sa
+from alembic import op
+
+from db.models import UtcDateTime
 
 revision: str = "0007"
 down_revision: str | None = "0006"
@@ -17,8 +19,24 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    pass
+    op.create_table(
+        "customer_keys",
+        sa.Column("customer_id", sa.String(length=64), nullable=False),
+        sa.Column("dek_id", sa.String(length=16), nullable=False),
+        sa.Column("kek_id", sa.String(length=64), nullable=False),
+        sa.Column("wrapped", sa.Text(), nullable=False),
+        sa.Column("created_at", UtcDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("customer_id", name=op.f("pk_customer_keys")),
+    )
+    with op.batch_alter_table("approval_inbox") as batch:
+        batch.alter_column(
+            "customer_name", existing_type=sa.String(length=200), type_=sa.Text()
+        )
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table("approval_inbox") as batch:
+        batch.alter_column(
+            "customer_name", existing_type=sa.Text(), type_=sa.String(length=200)
+        )
+    op.drop_table("customer_keys")
