@@ -470,3 +470,12 @@ def exit_process(code: int) -> NoReturn:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+async def temporal_client(stack: Stack) -> Any:
+    """A Temporal client with the stack's encryption keys (the one data converter)."""
+    from config import Settings
+    from workflows.client import connect
+
+    keys = stack.var / "encryption-keys.json" if stack.var else None
+    return await connect(Settings(temporal_target=stack.temporal, encryption_keys_file=keys))

@@ -35,7 +35,6 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 from temporalio.client import Client  # noqa: E402
-from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 from temporalio.worker import Replayer  # noqa: E402
 
 from api.app import create_app  # noqa: E402
@@ -47,8 +46,10 @@ from db.session import make_engine, make_sessionmaker  # noqa: E402
 from domain.state import OrderState  # noqa: E402
 from integrations.credit import SimulatedBureau  # noqa: E402
 from integrations.inventory import SimulatedInventory  # noqa: E402
+from security.keyring import create_dev_key_file  # noqa: E402
 from services.context import Services  # noqa: E402
 from worker import WORKFLOWS, workflow_runner  # noqa: E402
+from workflows.client import connect  # noqa: E402
 from workflows.order import OrderWorkflow  # noqa: E402
 
 TERMINAL = {"completed", "cancelled", "rejected", "failed"}
@@ -331,9 +332,8 @@ async def check(
             "history replays on the current code",
         )
     }
-    converter = pydantic_data_converter
     replayer = Replayer(
-        workflows=WORKFLOWS, data_converter=converter, workflow_runner=workflow_runner()
+        workflows=WORKFLOWS, data_converter=client.data_converter, workflow_runner=workflow_runner()
     )
     names = list(rows)
     async with sessions() as s:
@@ -414,7 +414,9 @@ async def run(args: argparse.Namespace) -> int:
         "ORDERLY_PAYMENT_REMINDER_AFTER": "PT10S",
         "ORDERLY_COMMAND_WAIT": "PT10S",
         "ORDERLY_SIM_PAYMENT_DELAY": "0.2",
+        "ORDERLY_ENCRYPTION_KEYS_FILE": str(var / "encryption-keys.json"),
     }
+    create_dev_key_file(var / "encryption-keys.json")
     migrate(env)
     server = TemporalServer(var / "temporal.db", port)
     server.start()
@@ -433,9 +435,7 @@ async def run(args: argparse.Namespace) -> int:
         "lead": await create_api_key(sessions, "chaos-lead", [Role.APPROVER], [1]),
         "manager": await create_api_key(sessions, "chaos-manager", [Role.APPROVER], [2]),
     }
-    client = await Client.connect(
-        env["ORDERLY_TEMPORAL_TARGET"], data_converter=pydantic_data_converter
-    )
+    client = await connect(settings)
     app = create_app(
         settings,
         services=Services(

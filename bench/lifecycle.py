@@ -335,8 +335,6 @@ async def history_profile(client: Client, wf_id: str) -> dict[str, Any]:
 
 
 async def main_async(args: argparse.Namespace, stack: c.Stack, out: dict[str, Any]) -> int:
-    from temporalio.contrib.pydantic import pydantic_data_converter
-
     run = Run(args, stack)
     if stack.database_url:
         await c.top_up_stock(stack.database_url, {args.sku: 10_000_000})
@@ -383,7 +381,7 @@ async def main_async(args: argparse.Namespace, stack: c.Stack, out: dict[str, An
     out["errors"] = {"total": sum(run.errors.values()), **dict(run.errors)}
     out["error_samples"] = run.error_samples
 
-    client = await Client.connect(stack.temporal)
+    client = await c.temporal_client(stack)
     if not args.skip_baseline:
         meter.begin()
         bdone, belapsed, bid = await baseline(client, args.orders, args.concurrency)
@@ -402,7 +400,7 @@ async def main_async(args: argparse.Namespace, stack: c.Stack, out: dict[str, An
         out["cpu_per_baseline_workflow_s"] = round(per_wf, 4)
         out["cpu_cost_ratio"] = round(per_wf / per_order, 3) if per_order else None
         out["history_noop"] = await history_profile(client, bid)
-    oclient = await Client.connect(stack.temporal, data_converter=pydantic_data_converter)
+    oclient = client
     for kind, oid in run.sample_ids.items():
         try:
             out[f"history_{kind}_order"] = await history_profile(oclient, oid)

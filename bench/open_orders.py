@@ -124,9 +124,7 @@ class ReadModel:
 async def start_orders(
     args: argparse.Namespace, stack: c.Stack, ids: list[str], out: dict[str, Any]
 ) -> None:
-    from temporalio.client import Client
     from temporalio.common import WorkflowIDReusePolicy
-    from temporalio.contrib.pydantic import pydantic_data_converter
 
     from config import get_settings, load_policy
     from domain.order import OrderSpec
@@ -136,7 +134,7 @@ async def start_orders(
 
     settings = get_settings()
     policy = order_policy(settings, load_policy(settings.approval_policy_file))
-    client = await Client.connect(stack.temporal, data_converter=pydantic_data_converter)
+    client = await c.temporal_client(stack)
     run = ids[0][-5:]
     errors: Counter[str] = Counter()
     it = iter(enumerate(ids))

@@ -33,11 +33,15 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import _common as c
 from temporalio import activity, workflow
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+
+from config import Settings
+from workflows.client import connect
 
 SCANS = ["picked_up", "in_transit", "delivered"]
 SHAPES = ("inline", "child", "child-lean")
@@ -193,7 +197,7 @@ def start_server(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
 async def measure(args: argparse.Namespace, target: str, server: subprocess.Popen[bytes]) -> Any:
     for attempt in range(300):  # the dev server is usually ready in ~0.3 s
         try:
-            client = await Client.connect(target)
+            client = await connect(Settings(temporal_target=target))
             break
         except Exception:
             if server.poll() is not None or attempt == 299:

@@ -72,8 +72,8 @@ async def test_closed_order_is_served_from_read_model(api: Api) -> None:
     await api.stack.client.get_workflow_handle(order["id"]).result()
     # An API whose engine knows nothing of this order (another namespace) still answers:
     # closed orders come from the read model alone.
-    blind = await Client.connect(
-        api.stack.client.service_client.config.target_host,
+    blind = Client(
+        api.stack.client.service_client,
         namespace="no-such-namespace",
         data_converter=TEST_CONVERTER,
     )

@@ -22,9 +22,11 @@ from typing import Any
 
 import httpx
 import pytest
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import WorkflowExecutionStatus
 
+from config import Settings
 from devstack import DEV_PRINCIPALS
+from workflows.client import connect
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_ORDER = ROOT / "docs" / "example-order.json"
@@ -270,7 +272,12 @@ async def test_run_command_serves_orders_stops_on_ctrl_c_and_keeps_state(tmp_pat
             assert (await _get(http, running["id"]))["status"] == "fulfilling"
             await carrier(http, running["id"], "picked_up", "delivered")
             await wait_status(http, running["id"], "completed")
-        temporal = await Client.connect(second.temporal_target)
+        temporal = await connect(
+            Settings(
+                temporal_target=second.temporal_target,
+                encryption_keys_file=var / "encryption-keys.json",
+            )
+        )
         for order_id in (order["id"], running["id"]):
             desc = await temporal.get_workflow_handle(order_id).describe()
             assert desc.status == WorkflowExecutionStatus.COMPLETED
