@@ -39,6 +39,7 @@ log = logging.getLogger("orderly.worker")
 
 def build_activities(settings: Settings, sessions: SessionFactory) -> list[Callable[..., Any]]:
     """Activities wired to the simulators; swap a simulator here for a real provider."""
+    vault = Vault(load_keyring(settings))
     credit = CreditActivities(
         SimulatedBureau(
             sessions,
@@ -56,8 +57,8 @@ def build_activities(settings: Settings, sessions: SessionFactory) -> list[Calla
         )
     )
     shipping = ShippingActivities(SimulatedCarrier(sessions, delay=settings.sim_carrier_delay))
-    notify = NotifyActivities(OutboxMailer(sessions))
-    projection = ProjectionActivities(sessions, Vault(load_keyring(settings)))
+    notify = NotifyActivities(OutboxMailer(sessions, vault))
+    projection = ProjectionActivities(sessions, vault)
     return [
         credit.check_credit,
         inventory.reserve_stock,

@@ -140,7 +140,7 @@ async def seeded_stack(client: Client, settings: Settings, sessions: SessionFact
         bureau=SimulatedBureau(sessions, default_score=700, default_limit=Decimal(50000)),
         gateway=SimulatedGateway(sessions),
         carrier=SimulatedCarrier(sessions),
-        mailer=OutboxMailer(sessions),
+        mailer=OutboxMailer(sessions, Vault(TEST_RING)),
         vault=Vault(TEST_RING),
     )
 

@@ -78,7 +78,7 @@ async def test_prepay_reminder_then_auto_cancel_after_three_days(skipping_stack:
     # The cause, the compensation, then the closure.
     assert types[-3:] == ["payment_expired", "stock_released", "cancelled"]
     assert types.count("payment_reminder_sent") == 1
-    mails = await OutboxMailer(skipping_stack.sessions).sent(final.id)
+    mails = await OutboxMailer(skipping_stack.sessions, skipping_stack.vault).sent(final.id)
     assert [m.kind for m in mails] == ["payment_reminder", "cancelled"]
     assert mails[0].recipient == "ada@example.com"
     reservations = await SimulatedInventory(skipping_stack.sessions).reservations(final.id)

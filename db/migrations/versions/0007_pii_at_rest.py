@@ -32,9 +32,19 @@ def upgrade() -> None:
         batch.alter_column(
             "customer_name", existing_type=sa.String(length=200), type_=sa.Text()
         )
+    with op.batch_alter_table("sim_outbox") as batch:
+        batch.add_column(
+            sa.Column("owner", sa.String(length=80), nullable=False, server_default="")
+        )
+        batch.alter_column("recipient", existing_type=sa.String(length=320), type_=sa.Text())
+    with op.batch_alter_table("sim_outbox") as batch:
+        batch.alter_column("owner", server_default=None)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("sim_outbox") as batch:
+        batch.alter_column("recipient", existing_type=sa.Text(), type_=sa.String(length=320))
+        batch.drop_column("owner")
     with op.batch_alter_table("approval_inbox") as batch:
         batch.alter_column(
             "customer_name", existing_type=sa.Text(), type_=sa.String(length=200)
