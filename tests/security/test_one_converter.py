@@ -47,7 +47,7 @@ def test_every_client_replayer_and_environment_uses_the_encrypting_converter() -
                     continue  # not a Temporal client construction (e.g. another library)
                 if "data_converter" not in kw:
                     problems.append(f"{where}: {name}(...) without data_converter=")
-    assert problems == [], '\n'.join(problems)
+    assert problems == [], "\n".join(problems)
 
 
 def test_the_guard_sees_a_violation() -> None:
