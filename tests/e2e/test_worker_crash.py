@@ -7,6 +7,7 @@ while the order waits for approval, and while the gateway is in the middle of th
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -34,6 +35,7 @@ from tests.api.flows import carrier, create, wait_status
 from tests.conftest import make_settings, seeded_stack
 from tests.factories import big_order
 from tests.helpers import completed_attempts, eventually
+from tests.keys import TEST_KEYS
 
 ROOT = Path(__file__).resolve().parents[2]
 S = OrderStatus
@@ -104,6 +106,8 @@ def workers(
         ORDERLY_SIM_PAYMENT_DELAY=str(PAYMENT_DELAY),
         ORDERLY_ACTIVITY_TIMEOUT="PT10S",
         ORDERLY_ACTIVITY_HEARTBEAT="PT2S",
+        ORDERLY_ENCRYPTION_KEYS=json.dumps(TEST_KEYS),
+        ORDERLY_ENCRYPTION_KEY_ID="test-1",
         PYTHONUNBUFFERED="1",
     )
     logs = tmp_path / "logs"
