@@ -31,6 +31,7 @@ from integrations.credit import SimulatedBureau
 from integrations.inventory import SimulatedInventory
 from integrations.mail import OutboxMailer
 from integrations.payment import SimulatedGateway
+from security.keyring import KeyConfigError
 from workflows.client import connect
 from workflows.order import OrderWorkflow
 
@@ -121,7 +122,12 @@ async def run_worker(settings: Settings) -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    asyncio.run(run_worker(get_settings()))
+    settings = get_settings()
+    try:
+        load_keyring(settings)  # no keys in production: refuse to start, saying what to set
+    except KeyConfigError as exc:
+        raise SystemExit(f"worker: {exc}") from None
+    asyncio.run(run_worker(settings))
     # Avoid the SDK's interpreter-exit crash in standalone processes (sdk-python #300).
     os._exit(0)
 

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.routes import approvals, events, health, orders
-from config import Settings, get_settings, load_policy
+from config import Settings, get_settings, load_keyring, load_policy
 from services.context import Services, open_services
 
 
@@ -17,6 +17,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     """Build the app. Tests inject their services; otherwise the lifespan opens them."""
     settings = settings or (services.settings if services else get_settings())
     load_policy(settings.approval_policy_file)  # a bad file stops start-up
+    if services is None:
+        load_keyring(settings)  # so do missing or bad encryption keys
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -225,3 +225,27 @@ async def test_a_client_without_the_codec_cannot_read_orders(stack: Stack) -> No
     )
     with pytest.raises(Exception, match=r"binary/encrypted|[Ee]ncod"):
         await blind.get_workflow_handle(handle.id).query("state")
+
+
+def test_worker_and_api_refuse_to_start_in_production_without_keys(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from api.app import create_app
+
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERLY_")}
+    env["ORDERLY_ENVIRONMENT"] = "production"
+    done = subprocess.run(
+        [sys.executable, str(root / "worker.py")],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "worker: no encryption keys: production needs ORDERLY_ENCRYPTION_KEYS" in done.stderr
+    with pytest.raises(KeyConfigError, match="production needs"):
+        create_app(Settings(environment="production"))
