@@ -10,6 +10,7 @@ $(STAMP): requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps -e .  # the `orderly` command
 	touch $(STAMP)
 
 ## Dev server + worker + API on SQLite under var/; Ctrl-C stops all.

@@ -264,6 +264,7 @@ class OrderFilter:
     customer_id: str | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
+    created_by: str | None = None
 
 
 _CURSOR_ID = re.compile(r"^[A-Za-z0-9-]{1,32}$")
@@ -303,6 +304,8 @@ async def list_orders(
         stmt = stmt.where(OrderRow.created_at >= flt.created_from)
     if flt.created_to is not None:
         stmt = stmt.where(OrderRow.created_at < flt.created_to)
+    if flt.created_by is not None:
+        stmt = stmt.where(OrderRow.created_by == flt.created_by)
     if cursor:
         at, order_id = decode_cursor(cursor)
         stmt = stmt.where(

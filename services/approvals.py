@@ -55,7 +55,7 @@ class Approvals:
         key: str | None,
     ) -> Outcome:
         inp = AmendInput(actor=p.name, lines=lines, shipping_address=shipping_address)
-        return await self._commands.command(order_id, OrderWorkflow.amend, inp, key)
+        return await self._commands.command(order_id, OrderWorkflow.amend, inp, key, p)
 
     async def inbox(
         self,

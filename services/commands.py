@@ -49,13 +49,13 @@ class Commands:
         self, order_id: str, principal: Principal, reason: str, key: str | None
     ) -> Outcome:
         inp = CancelInput(actor=principal.name, reason=reason)
-        return await self.command(order_id, OrderWorkflow.cancel, inp, key)
+        return await self.command(order_id, OrderWorkflow.cancel, inp, key, principal)
 
     async def pay(
         self, order_id: str, principal: Principal, amount: Decimal, token: str, key: str | None
     ) -> Outcome:
         inp = PaymentInput(actor=principal.name, amount=amount, token=token)
-        return await self.command(order_id, OrderWorkflow.pay, inp, key)
+        return await self.command(order_id, OrderWorkflow.pay, inp, key, principal)
 
     async def split_shipment(
         self,
@@ -65,19 +65,20 @@ class Commands:
         key: str | None,
     ) -> Outcome:
         inp = SplitShipmentInput(actor=principal.name, parcels=[list(p) for p in parcels])
-        return await self.command(order_id, OrderWorkflow.split_shipment, inp, key)
+        return await self.command(order_id, OrderWorkflow.split_shipment, inp, key, principal)
 
     async def retry_compensation(
         self, order_id: str, principal: Principal, key: str | None
     ) -> Outcome:
         inp = RetryCompensationInput(actor=principal.name)
-        return await self.command(order_id, OrderWorkflow.retry_compensation, inp, key)
+        return await self.command(order_id, OrderWorkflow.retry_compensation, inp, key, principal)
 
     async def resolve_compensation(
         self, order_id: str, principal: Principal, note: str, key: str | None
     ) -> Outcome:
         inp = ResolveCompensationInput(actor=principal.name, note=note)
-        return await self.command(order_id, OrderWorkflow.resolve_compensation, inp, key)
+        update = OrderWorkflow.resolve_compensation
+        return await self.command(order_id, update, inp, key, principal)
 
     async def carrier_event(
         self,
@@ -91,6 +92,7 @@ class Commands:
         occurred_at: datetime | None = None,
     ) -> None:
         """A carrier scan: checked against the order's parcels, then signalled to the order."""
+        await self._orders.visible(order_id, principal)
         state = await self._orders.last_known(order_id)
         behind = Action.SHIPMENT_EVENT not in state.allowed_actions or bool(
             tracking_number and state.parcel_by_tracking(tracking_number) is None
@@ -133,13 +135,16 @@ class Commands:
         update: UpdateMethodMultiParam[[OrderWorkflow, A], OrderState],
         arg: A,
         key: str | None = None,
+        principal: Principal | None = None,
     ) -> Outcome:
         """Run an update; the order afterwards, and whether it finished within the wait.
 
         A refused command (validator) never enters the order's history and maps to 409/422/403.
         With a client ``key`` the update id is derived from it (and the command and caller), so
         a retry after a lost answer is deduplicated by Temporal instead of applied twice.
+        With ``principal``, an order it may not see is not found (``orders:own``).
         """
+        await self._orders.visible(order_id, principal)
         handle = self._orders.handle(order_id)
         wait = self._settings.command_wait
         try:

@@ -6,16 +6,19 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from api.deps import ApprovalsDep, require
+from api.deps import ApprovalsDep, allow
 from api.routes.orders import ERRORS, STILL_RUNNING, CommandKey, OrderId, answer
 from api.schemas import AmendRequest, ApproveRequest, RejectRequest, RequestChangesRequest
 from domain.order import CustomerTier
-from services.auth import Principal, Role
+from services.auth import Principal, Role, Scope
 from services.views import InboxPage, OrderDetail
 
 router = APIRouter(tags=["approvals"], responses=ERRORS)
-Approver = Annotated[Principal, Depends(require(Role.APPROVER))]
-Sales = Annotated[Principal, Depends(require(Role.SYSTEM, Role.SUPPORT))]
+# Decisions are not limited to the caller's own orders: orders:own keys may not decide.
+Approver = Annotated[
+    Principal, Depends(allow(Role.APPROVER, scope=Scope.APPROVALS_DECIDE, own=False))
+]
+Sales = Annotated[Principal, Depends(allow(Role.SYSTEM, Role.SUPPORT, scope=Scope.ORDERS_AMEND))]
 
 
 @router.post("/orders/{order_id}/approve", response_model=OrderDetail, responses=STILL_RUNNING)

@@ -6,13 +6,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from api.deps import ServicesDep, require
+from api.deps import ServicesDep, allow
 from api.routes.orders import ERRORS
-from services.auth import Principal, Role
+from services.auth import Principal, Role, Scope
 from services.events import EventPage, events_after
 
 router = APIRouter(prefix="/events", tags=["events"], responses=ERRORS)
-Reader = Annotated[Principal, Depends(require(Role.SYSTEM, Role.SUPPORT))]
+# The feed holds every order's events: keys limited to their own orders may not read it.
+Reader = Annotated[
+    Principal, Depends(allow(Role.SYSTEM, Role.SUPPORT, scope=Scope.EVENTS_READ, own=False))
+]
 
 
 @router.get("", response_model=EventPage)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
-from api.deps import ServicesDep
+from api.deps import ServicesDep, public
 from api.schemas import Health
 from services.health import check
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], dependencies=[Depends(public)])  # no key needed
 
 
 @router.get("/healthz", response_model=Health, responses={503: {"model": Health}})

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
 
-from api.deps import CommandsDep, OrdersDep, PrincipalDep, require
+from api.deps import ANY_ROLE, CommandsDep, OrdersDep, allow
 from api.errors import ApiError, ErrorBody
 from api.schemas import (
     CancelRequest,
@@ -19,7 +19,7 @@ from api.schemas import (
 )
 from domain.order import OrderSpec
 from domain.status import RESTING, OrderStatus
-from services.auth import Principal, Role
+from services.auth import Principal, Role, Scope
 from services.orders import OrderFilter, Outcome
 from services.views import OrderDetail, OrderPage, Timeline
 
@@ -29,11 +29,18 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 router = APIRouter(prefix="/orders", tags=["orders"], responses=ERRORS)
 
 
-Creator = Annotated[Principal, Depends(require(Role.SYSTEM))]
-Canceller = Annotated[Principal, Depends(require(Role.SYSTEM, Role.SUPPORT))]
-Webhook = Annotated[Principal, Depends(require(Role.SYSTEM))]
-Support = Annotated[Principal, Depends(require(Role.SUPPORT))]
-Shipper = Annotated[Principal, Depends(require(Role.SYSTEM, Role.SUPPORT))]
+# One access rule per route (api.deps.allow): roles are the outer bound, scopes narrow keys.
+Creator = Annotated[Principal, Depends(allow(Role.SYSTEM, scope=Scope.ORDERS_CREATE))]
+Reader = Annotated[Principal, Depends(allow(*ANY_ROLE, scope=Scope.ORDERS_READ))]
+Canceller = Annotated[
+    Principal, Depends(allow(Role.SYSTEM, Role.SUPPORT, scope=Scope.ORDERS_CANCEL))
+]
+Payer = Annotated[Principal, Depends(allow(Role.SYSTEM, scope=Scope.PAYMENTS_WRITE))]
+Carrier = Annotated[Principal, Depends(allow(Role.SYSTEM, scope=Scope.SHIPMENTS_WRITE))]
+Support = Annotated[Principal, Depends(allow(Role.SUPPORT, scope=Scope.COMPENSATIONS_WRITE))]
+Shipper = Annotated[
+    Principal, Depends(allow(Role.SYSTEM, Role.SUPPORT, scope=Scope.SHIPMENTS_WRITE))
+]
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -109,7 +116,7 @@ async def create_order(
 
 @router.get("", response_model=OrderPage)
 async def list_orders(
-    _: PrincipalDep,
+    principal: Reader,
     orders: OrdersDep,
     status_: Annotated[OrderStatus | None, Query(alias="status")] = None,
     customer_id: Annotated[str | None, Query(max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")] = None,
@@ -125,7 +132,7 @@ async def list_orders(
         created_from=utc(created_from, "query.created_from"),
         created_to=utc(created_to, "query.created_to"),
     )
-    return await orders.list(flt, limit=limit, cursor=cursor)
+    return await orders.list(flt, limit=limit, cursor=cursor, principal=principal)
 
 
 WaitFor = Annotated[
@@ -141,7 +148,7 @@ Wait = Annotated[float, Query(gt=0, le=60, description="Seconds to wait at most 
 @router.get("/{order_id}", response_model=OrderDetail)
 async def get_order(
     order_id: OrderId,
-    _: PrincipalDep,
+    principal: Reader,
     orders: OrdersDep,
     wait_for: WaitFor = None,
     wait: Wait = 20,
@@ -152,14 +159,14 @@ async def get_order(
     `wait` runs out: check `status` in the answer. Cheaper than polling for systems that wait.
     """
     if not wait_for:
-        return await orders.get(order_id)
-    return await orders.wait(order_id, set(wait_for), wait)
+        return await orders.get(order_id, principal)
+    return await orders.wait(order_id, set(wait_for), wait, principal)
 
 
 @router.get("/{order_id}/timeline", response_model=Timeline)
-async def get_timeline(order_id: OrderId, _: PrincipalDep, orders: OrdersDep) -> Timeline:
+async def get_timeline(order_id: OrderId, principal: Reader, orders: OrdersDep) -> Timeline:
     """Every recorded event of the order, with actor and time."""
-    return await orders.timeline(order_id)
+    return await orders.timeline(order_id, principal)
 
 
 @router.post("/{order_id}/cancel", response_model=OrderDetail, responses=STILL_RUNNING)
@@ -179,7 +186,7 @@ async def cancel_order(
 async def pay_order(
     order_id: OrderId,
     body: PaymentRequest,
-    principal: Webhook,
+    principal: Payer,
     commands: CommandsDep,
     response: Response,
     key: CommandKey = None,
@@ -236,7 +243,7 @@ async def resolve_compensation(
     status_code=status.HTTP_202_ACCEPTED,
 )
 async def shipment_event(
-    order_id: OrderId, body: ShipmentEventRequest, principal: Webhook, commands: CommandsDep
+    order_id: OrderId, body: ShipmentEventRequest, principal: Carrier, commands: CommandsDep
 ) -> ShipmentEventAccepted:
     """Carrier webhook: a scan of a parcel (by tracking number), delivered asynchronously."""
     await commands.carrier_event(

@@ -1,0 +1,1 @@
+"""The ``orderly`` command line: administration through the services layer (no Temporal)."""
