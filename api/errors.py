@@ -65,20 +65,22 @@ def _field_path(loc: tuple[Any, ...] | list[Any]) -> str:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> Any:
+    async def _api_error(request: Request, exc: ApiError) -> Any:
+        request.state.audit_reason = exc.message
         headers = exc.extra.pop("headers", None)
         return _response(
             exc.status_code, ErrorDetail(code=exc.code, message=exc.message, **exc.extra), headers
         )
 
     @app.exception_handler(ServiceError)
-    async def _service_error(_: Request, exc: ServiceError) -> Any:
+    async def _service_error(request: Request, exc: ServiceError) -> Any:
+        request.state.audit_reason = exc.message
         return _response(
             STATUS[exc.kind], ErrorDetail(code=exc.code, message=exc.message, **exc.extra)
         )
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> Any:
+    async def _validation(request: Request, exc: RequestValidationError) -> Any:
         fields = []
         for err in exc.errors():
             reason = str(err.get("msg", "invalid"))
@@ -89,12 +91,15 @@ def install_error_handlers(app: FastAPI) -> None:
                 loc = ("body",)
             fields.append(FieldProblem(field=_field_path(loc), reason=reason))
         message = "; ".join(f"{f.field}: {f.reason}" for f in fields[:5])
+        request.state.audit_reason = message
         return _response(422, ErrorDetail(code="invalid_input", message=message, fields=fields))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> Any:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Any:
+        request.state.audit_reason = str(exc.detail)
         if exc.status_code == 400:  # a body FastAPI cannot decode (not UTF-8, too deep, ...)
             reason = f"cannot be parsed as JSON: {exc.detail}"
+            request.state.audit_reason = f"body: {reason}"
             return _response(
                 422,
                 ErrorDetail(
