@@ -133,6 +133,7 @@ def main() -> int:
     env.setdefault("ORDERLY_DATABASE_URL", f"sqlite+aiosqlite:///{var / 'orderly.db'}")
     env["ORDERLY_TEMPORAL_TARGET"] = f"{args.host}:{args.temporal_port}"
     env["ORDERLY_API_PORT"] = str(args.api_port)
+    env["ORDERLY_TEMPORAL_UI_ORIGIN"] = f"http://{args.host}:{args.ui_port}"  # CORS for /codec
     database_url = env["ORDERLY_DATABASE_URL"]
     if not env.get("ORDERLY_ENCRYPTION_KEYS"):  # a dev key, generated once, never committed
         env.setdefault("ORDERLY_ENCRYPTION_KEYS_FILE", str(var / "encryption-keys.json"))
@@ -190,6 +191,9 @@ def main() -> int:
                 str(args.temporal_port),
                 "--ui-port",
                 str(args.ui_port),
+                # The UI decodes payloads through the API's codec server (api/routes/codec.py).
+                "--ui-codec-endpoint",
+                f"http://{args.host}:{args.api_port}/codec",
                 "--log-level",
                 "warn",
             ],
@@ -237,6 +241,15 @@ Orderly is running (state in {var}; logs: api.log, worker.log, temporal.log)
   API docs     {api}/docs
   Health       {api}/healthz
   Temporal UI  {ui}
+  Codec        {api}/codec  (payloads are encrypted; decoded here for support/admin)
+
+Readable histories in the Temporal UI, once per browser:
+  1. sign in at {api}/codec/sign-in with the dev-support (or dev-admin) key below;
+  2. in the UI, the Codec Server button (top bar): choose "Use my browser setting and ignore
+     Cluster-level setting", endpoint {api}/codec,
+     switch on "Include cross-origin credentials", Apply.
+  (The dev server cannot make the UI send credentials itself; without step 2 the UI shows
+  encrypted payloads and "Codec Server could not connect".)
 
 Dev API keys (also in {var / "dev-api-keys.json"}):""")
     for name, key in keys.items():

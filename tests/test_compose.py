@@ -405,6 +405,109 @@ def test_temporal_schema_job(services: dict[str, dict[str, Any]]) -> None:
     )
 
 
+# ----------------------------------------------------------------------------- trust boundary
+
+# Temporal's own ports: frontend gRPC and HTTP, history, matching, internal worker.
+TEMPORAL_PORTS = {"7233", "7243", "7234", "7235", "7239"}
+
+
+def published(service: dict[str, Any]) -> list[tuple[str | None, str | None, str]]:
+    """(host address, host port, container port) of each `ports` entry, short or long form."""
+    found: list[tuple[str | None, str | None, str]] = []
+    for port in service.get("ports") or []:
+        if isinstance(port, dict):
+            host_ip = port.get("host_ip")
+            host = None if port.get("published") is None else str(port["published"])
+            found.append((host_ip, host, str(port["target"]).split("/")[0]))
+            continue
+        parts = str(port).split("/")[0].rsplit(":", 2)
+        host_ip = parts[0] if len(parts) == 3 else None
+        host = parts[-2] if len(parts) >= 2 else None
+        found.append((host_ip, host, parts[-1]))
+    return found
+
+
+def test_temporal_frontend_and_database_are_not_published(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """Workflows trust the actor of each update: the frontend must be reachable only by the
+    API and the workers, on the compose network."""
+    problems = []
+    for name, spec in services.items():
+        if spec.get("network_mode") == "host":
+            problems.append(f"{name} runs with network_mode: host")
+        for host_ip, host, container in published(spec):
+            if container in TEMPORAL_PORTS or container == "5432" or host in TEMPORAL_PORTS:
+                problems.append(f"{name} publishes {host_ip or '*'}:{host}->{container}")
+    assert not problems, "published what must stay private: " + "; ".join(problems)
+    assert "7233" in [str(p) for p in services["temporal"].get("expose", [])], (
+        "temporal should `expose` 7233 to the compose network"
+    )
+
+
+def test_temporal_ui_decodes_through_the_api_codec_server(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    from urllib.parse import urlsplit
+
+    ui_env, api_env = env_of(services["temporal-ui"]), env_of(services["api"])
+    endpoint = urlsplit(ui_env.get("TEMPORAL_CODEC_ENDPOINT", ""))
+    api_ports = [host for _, host, container in published(services["api"]) if container == "8000"]
+    assert endpoint.scheme in ("http", "https"), f"TEMPORAL_CODEC_ENDPOINT is {endpoint!r}"
+    assert endpoint.path == "/codec", f"the UI's codec endpoint path is {endpoint.path!r}"
+    assert str(endpoint.port) in api_ports, (
+        f"the UI's codec endpoint port {endpoint.port} is not the API's published {api_ports}"
+    )
+    # The browser sends the sign-in cookie only with credentials included.
+    assert ui_env.get("TEMPORAL_CODEC_INCLUDE_CREDENTIALS") == "true"
+    assert ui_env.get("TEMPORAL_CODEC_PASS_ACCESS_TOKEN", "false") == "false"
+    # CORS lets exactly the UI's origin call the codec; same host, so the SameSite cookie goes.
+    [(ui_ip, ui_port, _)] = [p for p in published(services["temporal-ui"]) if p[2] == "8080"]
+    origin = api_env.get("ORDERLY_TEMPORAL_UI_ORIGIN")
+    assert origin == f"{endpoint.scheme}://{endpoint.hostname}:{ui_port}", (
+        f"ORDERLY_TEMPORAL_UI_ORIGIN is {origin!r}; the UI is at {endpoint.hostname}:{ui_port}"
+    )
+    # The UI has no login of its own here: local only, and no write actions.
+    assert ui_ip == "127.0.0.1", f"the Temporal UI is published on {ui_ip or 'every address'}"
+    assert ui_env.get("TEMPORAL_DISABLE_WRITE_ACTIONS") == "true"
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_apps_run_in_production_with_keys_from_a_secret(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]], name: str
+) -> None:
+    env = env_of(services[name])
+    assert env.get("ORDERLY_ENVIRONMENT") == "production", f"{name} is not in production mode"
+    assert "ORDERLY_ENCRYPTION_KEYS" not in env, f"{name} has keys inline in the compose file"
+    path = env.get("ORDERLY_ENCRYPTION_KEYS_FILE", "")
+    secret = path.removeprefix("/run/secrets/")
+    assert path.startswith("/run/secrets/"), (
+        f"{name}: ORDERLY_ENCRYPTION_KEYS_FILE is {path!r}, not a mounted secret"
+    )
+    assert secret, f"{name}: ORDERLY_ENCRYPTION_KEYS_FILE names no secret"
+    mounted = [
+        s if isinstance(s, str) else s.get("source") for s in services[name].get("secrets", [])
+    ]
+    assert secret in mounted, f"{name} does not mount the secret {secret!r}"
+    source = (compose.get("secrets") or {}).get(secret) or {}
+    assert source.get("file") or source.get("environment"), f"secret {secret!r} has no source"
+    if source.get("file"):
+        file = (ROOT / source["file"]).resolve()
+        folder = file.parent.relative_to(ROOT).as_posix()
+        ignored = (file.parent / ".gitignore").read_text(encoding="utf-8").splitlines()
+        assert "*" in ignored, f"{folder}/ is not git-ignored: the key file could be committed"
+        docker = DOCKERIGNORE.read_text(encoding="utf-8").splitlines()
+        assert folder in [line.strip().rstrip("/") for line in docker], (
+            f"{folder} is not in .dockerignore: the key file would be copied into the image"
+        )
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        **{k.removeprefix("ORDERLY_").lower(): v for k, v in env.items()},
+    )
+    assert settings.environment == "production"
+    assert settings.encryption_keys_file is not None
+
+
 # ----------------------------------------------------------------------------- Dockerfile
 
 
@@ -453,7 +556,7 @@ def test_dockerignore_keeps_out_local_state_but_not_the_lock() -> None:
         for line in DOCKERIGNORE.read_text(encoding="utf-8").splitlines()
         if line.strip() and not line.startswith("#")
     }
-    for needed in (".venv", "var", ".git"):
+    for needed in (".venv", "var", ".git", "deploy/secrets"):
         assert needed in patterns, f".dockerignore does not exclude {needed}"
     for kept in ("requirements.lock", "*.lock", "*", "."):
         assert kept not in patterns, f".dockerignore excludes {kept!r}, which the build needs"
