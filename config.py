@@ -52,6 +52,47 @@ class Settings(BaseSettings):
         "default var/encryption-keys.json, generated on first run.",
     )
 
+    # Codec server (api/routes/codec.py): staff see decoded payloads in the Temporal UI
+    temporal_ui_origin: str = Field(
+        default="http://127.0.0.1:8233",
+        pattern=r"^https?://[^/\s]+$",
+        description="The Temporal UI's origin as browsers see it (scheme://host[:port]): the one "
+        "origin CORS lets call /codec, with credentials.",
+    )
+    codec_session_ttl: timedelta = Field(
+        default=timedelta(hours=8),
+        gt=timedelta(0),
+        le=timedelta(days=7),
+        description="How long a /codec/sign-in session lasts (never past its key's expiry).",
+    )
+    session_cookie_secure: bool | None = Field(
+        default=None,
+        description="The sign-in cookie's Secure flag; unset: when the sign-in came over https "
+        "(set true behind a TLS-terminating proxy).",
+    )
+    # Temporal trust boundary (workflows/client.py): workflows trust the actor in each update,
+    # so whoever reaches the frontend can act as anyone. Keep it private; use mTLS or an API key.
+    temporal_tls: bool | None = Field(
+        default=None,
+        description="TLS to the frontend; unset: on when any temporal_tls_* setting or "
+        "temporal_api_key is set (system roots unless temporal_tls_server_ca).",
+    )
+    temporal_tls_client_cert: Path | None = Field(
+        default=None, description="PEM client certificate for mTLS (with its key)."
+    )
+    temporal_tls_client_key: Path | None = Field(
+        default=None, description="PEM private key of temporal_tls_client_cert."
+    )
+    temporal_tls_server_ca: Path | None = Field(
+        default=None, description="PEM CA that signed the frontend's certificate."
+    )
+    temporal_tls_server_name: str | None = Field(
+        default=None, description="Name the frontend's certificate is checked against (SNI)."
+    )
+    temporal_api_key: SecretStr | None = Field(
+        default=None, description="Temporal Cloud API key (sent as a bearer token, over TLS)."
+    )
+
     # Business policy (passed into each workflow at start, so a change never alters running orders)
     payment_deadline: timedelta = Field(
         default=timedelta(days=3), description="Prepay orders not paid by then are cancelled."
@@ -92,6 +133,48 @@ class Settings(BaseSettings):
     command_wait: timedelta = Field(
         default=timedelta(seconds=20),
         description="How long the API waits for a command to finish before answering 202.",
+    )
+
+    # API keys (services.auth, services.keys)
+    key_cache_ttl: timedelta = Field(
+        default=timedelta(seconds=5),
+        ge=timedelta(0),
+        le=timedelta(minutes=5),
+        description="How long a process trusts a key it has checked: a revocation or expiry "
+        "made elsewhere takes effect within this (in the same process at once).",
+    )
+    key_rotation_overlap: timedelta = Field(
+        default=timedelta(hours=24),
+        ge=timedelta(0),
+        description="After a rotation the old key keeps working this long, then expires.",
+    )
+
+    # Customer classification (domain.customers.propose_tier, workflows/classify.py): RFM over
+    # the last 12 months; VIP needs all three of recency, frequency and spend.
+    rfm_vip_min_orders: int = Field(
+        default=12, ge=1, description="VIP: at least this many orders in the last 12 months."
+    )
+    rfm_vip_min_spend: dict[str, Decimal] = Field(
+        default_factory=lambda: {
+            "EUR": Decimal(50000),
+            "USD": Decimal(55000),
+            "GBP": Decimal(43000),
+            "*": Decimal(50000),
+        },
+        description='VIP: spend in one currency at least this (JSON {"EUR": 50000, "*": ...}).',
+    )
+    rfm_vip_max_recency_days: int = Field(
+        default=90, ge=0, le=365, description="VIP: last order at most this many days ago."
+    )
+    rfm_auto_promote: bool = Field(
+        default=False,
+        description="Apply a proposed promotion to VIP at once; false: leave it as a suggestion "
+        "for support. Demotions are always suggestions.",
+    )
+    classification_schedule: str = Field(
+        default="0 2 * * *",
+        pattern=r"^(@\w+|\S+( \S+){4})$",
+        description="Cron expression (UTC) of the classification run (a Temporal schedule).",
     )
 
     # Simulator failure injection (tests and demos)

@@ -18,6 +18,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.credit import CreditActivities
+from activities.customers import CustomerActivities
 from activities.inventory import InventoryActivities
 from activities.notify import NotifyActivities
 from activities.payment import PaymentActivities
@@ -32,6 +33,7 @@ from integrations.inventory import SimulatedInventory
 from integrations.mail import OutboxMailer
 from integrations.payment import SimulatedGateway
 from security.keyring import KeyConfigError
+from workflows.classify import ClassifyCustomersWorkflow, ensure_schedule
 from workflows.client import connect
 from workflows.order import OrderWorkflow
 
@@ -60,6 +62,7 @@ def build_activities(settings: Settings, sessions: SessionFactory) -> list[Calla
     shipping = ShippingActivities(SimulatedCarrier(sessions, delay=settings.sim_carrier_delay))
     notify = NotifyActivities(OutboxMailer(sessions, vault))
     projection = ProjectionActivities(sessions, vault)
+    customers = CustomerActivities.from_settings(settings, sessions)
     return [
         credit.check_credit,
         inventory.reserve_stock,
@@ -71,10 +74,12 @@ def build_activities(settings: Settings, sessions: SessionFactory) -> list[Calla
         shipping.cancel_shipment,
         notify.send_notification,
         projection.project_order,
+        customers.count_customers,
+        customers.classify_customers,
     ]
 
 
-WORKFLOWS = [OrderWorkflow]
+WORKFLOWS = [OrderWorkflow, ClassifyCustomersWorkflow]
 
 
 LAZY_IMPORTS = ("email_validator", "idna", "dns")  # what pydantic's e-mail validation imports
@@ -109,6 +114,10 @@ async def run_worker(settings: Settings) -> None:
     engine = make_engine(settings.database_url)
     client = await connect(settings)
     worker = build_worker(client, settings, make_sessionmaker(engine))
+    schedule = await ensure_schedule(
+        client, task_queue=settings.task_queue, cron=settings.classification_schedule
+    )
+    log.info("customer classification schedule: %s", schedule)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from sqlalchemy import select
 from temporalio import activity
 
 from activities.errors import as_application_errors
 from db import readmodel
+from db.models import CustomerRow
 from db.session import SessionFactory
 from integrations.credit import CreditBureau
 from workflows.contracts import CreditReportRequest, CreditReportResult
@@ -16,7 +18,8 @@ class CreditActivities:
 
     @activity.defn(name="check_credit")
     async def check_credit(self, req: CreditReportRequest) -> CreditReportResult:
-        """Bureau report plus the customer's open exposure from the read model."""
+        """Bureau report plus the customer's open exposure from the read model; a credit limit
+        in the customer's master record overrides the bureau's."""
         async with as_application_errors():
             report = await self._bureau.report(req.customer_id)
         async with self._sessions() as session:
@@ -26,6 +29,8 @@ class CreditActivities:
                 currency=req.currency,
                 exclude_order=req.order_id,
             )
-        return CreditReportResult(
-            score=report.score, credit_limit=report.credit_limit, open_exposure=exposure
-        )
+            override = await session.scalar(
+                select(CustomerRow.credit_limit).where(CustomerRow.id == req.customer_id)
+            )
+        limit = report.credit_limit if override is None else override
+        return CreditReportResult(score=report.score, credit_limit=limit, open_exposure=exposure)

@@ -7,8 +7,10 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
+from api.audit import AuditMiddleware
 from api.errors import install_error_handlers
-from api.routes import approvals, events, health, orders
+from api.routes import approvals, codec, customers, events, health, keys, orders
+from api.routes import audit as audit_routes
 from config import Settings, get_settings, load_keyring, load_policy
 from services.context import Services, open_services
 
@@ -36,8 +38,13 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.state.settings = settings
     app.state.services = services
     install_error_handlers(app)
+    app.add_middleware(AuditMiddleware)  # one row per command, see api/audit.py
     app.include_router(orders.router)
     app.include_router(approvals.router)
     app.include_router(events.router)
     app.include_router(health.router)
+    app.include_router(keys.router)
+    app.include_router(customers.router)
+    app.include_router(audit_routes.router)
+    codec.install(app, settings)  # /codec routes, CORS for the Temporal UI on them
     return app

@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
+    DDL,
     JSON,
     BigInteger,
     Boolean,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    event,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -164,19 +166,155 @@ class CustomerKeyRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
+# --- customer master data (services.customers) ----------------------------------------------
+
+
+class CustomerRow(Base):
+    """A customer's master record: orders take tier, region and credit limit from it. Name,
+    email and phone are stored only sealed under the customer's data key (db.vault)."""
+
+    __tablename__ = "customers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(Text, doc="Sealed (db.vault); a placeholder once erased.")
+    email: Mapped[str] = mapped_column(Text, doc="Sealed (db.vault); a placeholder once erased.")
+    phone: Mapped[str | None] = mapped_column(Text, nullable=True, doc="Sealed (db.vault).")
+    region: Mapped[str] = mapped_column(String(64))
+    tier: Mapped[str] = mapped_column(String(16), doc="domain.order.CustomerTier")
+    credit_limit: Mapped[Decimal | None] = mapped_column(
+        Money, nullable=True, doc="Overrides the bureau's limit; None: the bureau's."
+    )
+    tags: Mapped[list[str]] = mapped_column(default=list)
+    suggested_tier: Mapped[str | None] = mapped_column(
+        String(16), nullable=True, doc="The classifier's proposal, until applied or withdrawn."
+    )
+    erased_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+    __table_args__ = (
+        Index("ix_customers_region_id", "region", "id"),
+        Index("ix_customers_tier_id", "tier", "id"),
+    )
+
+
+class CustomerChangeRow(Base):
+    """Every change of a customer's master record, with who made it; ``detail`` holds no PII."""
+
+    __tablename__ = "customer_changes"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    customer_id: Mapped[str] = mapped_column(String(64), ForeignKey("customers.id"))
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    actor: Mapped[str] = mapped_column(String(128))
+    change: Mapped[str] = mapped_column(
+        String(32), doc="created | updated | tier_changed | tier_suggested | pii_erased"
+    )
+    detail: Mapped[dict[str, Any]] = mapped_column(doc='e.g. {"from": "standard", "to": "vip"}')
+
+    __table_args__ = (
+        Index("ix_customer_changes_customer_id_id", "customer_id", "id"),
+        {"sqlite_autoincrement": True},  # ids order the changes: never reuse one
+    )
+
+
 # --- authentication ---------------------------------------------------------------------------
 
 
 class ApiKeyRow(Base):
+    """An API key: only its hash and a short prefix (for people to recognise it) are kept."""
+
     __tablename__ = "api_keys"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     key_hash: Mapped[str] = mapped_column(String(64), unique=True, doc="sha256 hex of the key")
+    prefix: Mapped[str] = mapped_column(
+        String(12), default="", server_default="", doc="First 12 characters, e.g. ok_AbCdEf123"
+    )
     principal: Mapped[str] = mapped_column(String(128))
     roles: Mapped[list[str]] = mapped_column()
     approval_levels: Mapped[list[int]] = mapped_column(default=list, server_default="[]")
-    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    scopes: Mapped[list[str]] = mapped_column(
+        default=list, server_default="[]", doc="Empty: everything the roles allow."
+    )
+    description: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True, doc="False once revoked.")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(
+        UtcDateTime(), nullable=True, doc="Written at most once a minute per key and process."
+    )
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class AuditRow(Base):
+    """The audit trail: one row per command (any method but GET/HEAD/OPTIONS), accepted,
+    refused or failed. Append-only: the database refuses UPDATE and DELETE (triggers below)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    principal: Mapped[str | None] = mapped_column(String(128), doc="None: not authenticated.")
+    roles: Mapped[str] = mapped_column(String(200), doc="Comma-separated, sorted.")
+    key_id: Mapped[str | None] = mapped_column(String(64))
+    source_ip: Mapped[str | None] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(16))
+    path: Mapped[str] = mapped_column(String(512))
+    action: Mapped[str | None] = mapped_column(String(64), doc="Route name; None: no route.")
+    order_id: Mapped[str | None] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(16), doc="accepted | refused | failed")
+    status_code: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(Text, doc="The error message of a refusal.")
+    request_id: Mapped[str | None] = mapped_column(String(128), doc="X-Request-ID header.")
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+
+    __table_args__ = (
+        Index("ix_audit_log_principal_id", "principal", "id"),
+        Index("ix_audit_log_order_id_id", "order_id", "id"),
+        Index("ix_audit_log_action_id", "action", "id"),
+        Index("ix_audit_log_outcome_id", "outcome", "id"),
+        Index("ix_audit_log_at", "at"),
+        {"sqlite_autoincrement": True},  # ids are the cursor: never reuse one
+    )
+
+
+AUDIT_APPEND_ONLY_MESSAGE = "audit_log is append-only"
+AUDIT_APPEND_ONLY_DDL: dict[str, tuple[str, ...]] = {
+    "sqlite": tuple(
+        f"CREATE TRIGGER audit_log_no_{op.lower()} BEFORE {op} ON audit_log "
+        f"BEGIN SELECT RAISE(ABORT, '{AUDIT_APPEND_ONLY_MESSAGE}'); END"
+        for op in ("UPDATE", "DELETE")
+    ),
+    "postgresql": (
+        "CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql "
+        f"AS $$ BEGIN RAISE EXCEPTION '{AUDIT_APPEND_ONLY_MESSAGE}'; END $$",
+        "CREATE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE ON audit_log "
+        "FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()",
+        "CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log "
+        "FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only()",
+    ),
+}
+"""Statements that make ``audit_log`` append-only, per dialect (create_all and migration 0005)."""
+
+for _dialect, _statements in AUDIT_APPEND_ONLY_DDL.items():
+    for _statement in _statements:
+        event.listen(
+            AuditRow.__table__,
+            "after_create",
+            DDL(_statement).execute_if(dialect=_dialect),  # type: ignore[no-untyped-call]
+        )
+event.listen(
+    AuditRow.__table__,
+    "after_drop",
+    DDL("DROP FUNCTION IF EXISTS audit_log_append_only()").execute_if(  # type: ignore[no-untyped-call]
+        dialect="postgresql"
+    ),
+)
 
 
 # --- simulators of external parties (each keeps its own ledger) ------------------------------

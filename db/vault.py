@@ -165,10 +165,10 @@ class Vault:
             plain = key[1].decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], sealed["c"].encode())
         except InvalidTag:
             return out
-        out = json.loads(json.dumps(out))  # a deep copy to write into
+        copy: dict[str, Any] = json.loads(json.dumps(out))  # a deep copy to write into
         for path, value in zip(sealed["p"], json.loads(plain), strict=True):
-            _put(out, path, value)
-        return out
+            _put(copy, path, value)
+        return copy
 
     # --- single values (columns) -----------------------------------------------------------
 

@@ -27,11 +27,12 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from db import readmodel
 from db.models import IdempotencyKeyRow, OrderRow
-from domain.order import OrderSpec, new_order_id
+from domain.order import CustomerTier, OrderSpec, new_order_id
 from domain.state import LoggedEvent, OrderState
 from domain.status import RESTING, TERMINAL, OrderStatus
 from services.auth import Principal
 from services.context import Services
+from services.customers import Customers
 from services.errors import Kind, ServiceError, invalid, not_found, unavailable
 from services.views import (
     OrderDetail,
@@ -178,9 +179,18 @@ class Orders:
             raise unavailable(exc) from exc
         return bool(started_with == token)
 
+    async def _with_master(self, spec: OrderSpec, actor: str) -> OrderSpec:
+        """The spec with tier and region from the customer's master record (created from the
+        order's customer fields, tier standard, if unknown): never the body's."""
+        async with self._sessions.begin() as session:
+            master = await Customers(self._s).ensure_for_order(session, spec.customer, actor=actor)
+            fields = {"tier": CustomerTier(master.tier), "region": master.region}
+        return spec.model_copy(update={"customer": spec.customer.model_copy(update=fields)})
+
     async def _start(
         self, order_id: str, spec: OrderSpec, created_by: str, at: datetime, token: str
     ) -> OrderDetail:
+        spec = await self._with_master(spec, created_by)
         inp = StartOrderInput(
             order_id=order_id,
             spec=spec,
@@ -220,7 +230,7 @@ class Orders:
             if row is None:
                 return None
             events = await readmodel.order_events(session, order_id, self._s.vault)
-        state = OrderState.model_validate(row.snapshot)
+            state = OrderState.model_validate(await self._s.vault.open(session, row.snapshot))
         return order_detail(state, [LoggedEvent(status=e.status, event=e.event) for e in events])
 
     async def last_known(self, order_id: str) -> OrderState:
@@ -248,9 +258,21 @@ class Orders:
                 raise not_found(f"order {order_id}") from exc
             raise unavailable(exc) from exc
 
-    async def get(self, order_id: str) -> OrderDetail:
+    async def visible(self, order_id: str, principal: Principal | None) -> None:
+        """404 for an order an ``orders:own`` key's principal did not create (never say that
+        it exists); nothing for other callers."""
+        if principal is None or principal.owner is None:
+            return
+        async with self._sessions() as session:
+            row = await readmodel.get_row(session, order_id)
+        created_by = row.created_by if row else (await self.live_state(order_id)).created_by
+        if created_by != principal.owner:
+            raise not_found(f"order {order_id}")
+
+    async def get(self, order_id: str, principal: Principal | None = None) -> OrderDetail:
         """Live state and timeline from the workflow; the read model once the order is closed,
-        or when the engine cannot answer."""
+        or when the engine cannot answer. With ``principal``: only an order it may see."""
+        await self.visible(order_id, principal)
         async with self._sessions() as session:
             row = await readmodel.get_row(session, order_id)
         if row is not None and row.closed:
@@ -289,11 +311,17 @@ class Orders:
             raise unavailable(exc) from failure
         raise unavailable(failure)
 
-    async def timeline(self, order_id: str) -> Timeline:
-        order = await self.get(order_id)
+    async def timeline(self, order_id: str, principal: Principal | None = None) -> Timeline:
+        order = await self.get(order_id, principal)
         return Timeline(order_id=order.id, events=order.timeline)
 
-    async def wait(self, order_id: str, statuses: set[OrderStatus], timeout: float) -> OrderDetail:
+    async def wait(
+        self,
+        order_id: str,
+        statuses: set[OrderStatus],
+        timeout: float,
+        principal: Principal | None = None,
+    ) -> OrderDetail:
         """Long poll: the order once it rests in one of ``statuses`` or has closed, or when
         ``timeout`` seconds have passed. Watches the read model (which records every resting and
         terminal status), so the engine is asked once, at the end."""
@@ -304,6 +332,7 @@ class Orders:
                 f"{', '.join(passing)}: orders pass through without waiting there; "
                 f"wait for one of {', '.join(sorted(RESTING | TERMINAL))}",
             )
+        await self.visible(order_id, principal)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + min(timeout, MAX_WAIT)
         pause, known = 0.05, False
@@ -322,8 +351,16 @@ class Orders:
             pause = min(pause * 1.5, 0.5)
         return await self.get(order_id)
 
-    async def list(self, flt: OrderFilter, *, limit: int, cursor: str | None) -> OrderPage:
-        """Newest first, from the read model, with a keyset cursor."""
+    async def list(
+        self,
+        flt: OrderFilter,
+        *,
+        limit: int,
+        cursor: str | None,
+        principal: Principal | None = None,
+    ) -> OrderPage:
+        """Newest first, from the read model, with a keyset cursor (an ``orders:own`` key's
+        principal: only the orders it created)."""
         try:
             async with self._sessions() as session:
                 rows, next_cursor = await readmodel.list_orders(
@@ -333,6 +370,7 @@ class Orders:
                         customer_id=flt.customer_id,
                         created_from=flt.created_from,
                         created_to=flt.created_to,
+                        created_by=principal.owner if principal else None,
                     ),
                     limit=limit,
                     cursor=cursor,
