@@ -1,8 +1,12 @@
 """`make run`: the whole service on one machine with nothing else installed.
 
 Applies migrations, creates dev API keys on first run, starts the Temporal dev server (SQLite
-file under var/), the worker and the API, prints where everything is, and stops all of them
-cleanly on Ctrl-C. Orders survive a restart: all state is in var/.
+file under var/), the worker, the API and a dev proxy (devproxy.py), prints where everything
+is, and stops all of them cleanly on Ctrl-C. Orders survive a restart: all state is in var/.
+
+The proxy is the Temporal UI browsers open (``--ui-port``): it serves the dev server's UI (on
+``--ui-internal-port``) and the API's ``/codec`` from one origin, so the UI sends the codec
+sign-in cookie without any per-browser setting.
 """
 
 from __future__ import annotations
@@ -46,7 +50,13 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--api-port", type=int, default=8000)
     parser.add_argument("--temporal-port", type=int, default=7233)
-    parser.add_argument("--ui-port", type=int, default=8233)
+    parser.add_argument("--ui-port", type=int, default=8233, help="the Temporal UI (the proxy)")
+    parser.add_argument(
+        "--ui-internal-port",
+        type=int,
+        default=None,
+        help="the dev server's own UI, behind the proxy (default: --ui-port + 1)",
+    )
     return parser.parse_args()
 
 
@@ -114,7 +124,7 @@ async def _prepare(database_url: str, keys_file: Path) -> dict[str, str]:
 
 
 def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    """SIGTERM newest first (API, worker, Temporal), then SIGKILL what lingers."""
+    """SIGTERM newest first (proxy, API, worker, Temporal), then SIGKILL what lingers."""
     for proc in reversed(procs):
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -133,7 +143,9 @@ def main() -> int:
     env.setdefault("ORDERLY_DATABASE_URL", f"sqlite+aiosqlite:///{var / 'orderly.db'}")
     env["ORDERLY_TEMPORAL_TARGET"] = f"{args.host}:{args.temporal_port}"
     env["ORDERLY_API_PORT"] = str(args.api_port)
-    env["ORDERLY_TEMPORAL_UI_ORIGIN"] = f"http://{args.host}:{args.ui_port}"  # CORS for /codec
+    ui_internal_port: int = args.ui_internal_port or args.ui_port + 1
+    ui = f"http://{args.host}:{args.ui_port}"  # devproxy.py: the UI and /codec, one origin
+    env["ORDERLY_TEMPORAL_UI_ORIGIN"] = ui  # same origin as /codec there: no CORS needed
     database_url = env["ORDERLY_DATABASE_URL"]
     if not env.get("ORDERLY_ENCRYPTION_KEYS"):  # a dev key, generated once, never committed
         env.setdefault("ORDERLY_ENCRYPTION_KEYS_FILE", str(var / "encryption-keys.json"))
@@ -190,10 +202,11 @@ def main() -> int:
                 "--port",
                 str(args.temporal_port),
                 "--ui-port",
-                str(args.ui_port),
-                # The UI decodes payloads through the API's codec server (api/routes/codec.py).
+                str(ui_internal_port),
+                # The UI decodes payloads through the API's codec server (api/routes/codec.py),
+                # reached through the proxy on the UI's own origin, so the cookie goes along.
                 "--ui-codec-endpoint",
-                f"http://{args.host}:{args.api_port}/codec",
+                f"{ui}/codec",
                 "--log-level",
                 "warn",
             ],
@@ -218,8 +231,24 @@ def main() -> int:
             "api.log",
         )
         base = f"http://{args.host}:{args.api_port}"
-        _wait_healthy(f"{base}/healthz", [temporal, worker, api])
-        _banner(base, f"http://{args.host}:{args.ui_port}", keys, var)
+        proxy = spawn(
+            [
+                sys.executable,
+                "devproxy.py",
+                "--host",
+                args.host,
+                "--port",
+                str(args.ui_port),
+                "--api",
+                base,
+                "--ui",
+                f"http://{args.host}:{ui_internal_port}",
+            ],
+            "devproxy.log",
+        )
+        _wait_port(args.host, args.ui_port, proxy, "Dev proxy (devproxy.py)")
+        _wait_healthy(f"{base}/healthz", [temporal, worker, api, proxy])
+        _banner(base, ui, keys, var)
         while not _stop_requested and all(p.poll() is None for p in procs):
             time.sleep(0.2)
         for proc in procs:
@@ -229,27 +258,23 @@ def main() -> int:
     except _Interrupted:
         pass
     finally:
-        print("Stopping API, worker and Temporal ...", flush=True)
+        print("Stopping proxy, API, worker and Temporal ...", flush=True)
         _stop(procs)
     print("Stopped.")
     return code
 
 
 def _banner(api: str, ui: str, keys: dict[str, str], var: Path) -> None:
+    sign_in = (
+        f"sign in once at {ui}/codec/sign-in with the dev-support key to read decoded histories"
+    )
     print(f"""
-Orderly is running (state in {var}; logs: api.log, worker.log, temporal.log)
+Orderly is running (state in {var}; logs: api.log, worker.log, temporal.log, devproxy.log)
   API docs     {api}/docs
   Health       {api}/healthz
-  Temporal UI  {ui}
-  Codec        {api}/codec  (payloads are encrypted; decoded here for support/admin)
-
-Readable histories in the Temporal UI, once per browser:
-  1. sign in at {api}/codec/sign-in with the dev-support (or dev-admin) key below;
-  2. in the UI, the Codec Server button (top bar): choose "Use my browser setting and ignore
-     Cluster-level setting", endpoint {api}/codec,
-     switch on "Include cross-origin credentials", Apply.
-  (The dev server cannot make the UI send credentials itself; without step 2 the UI shows
-  encrypted payloads and "Codec Server could not connect".)
+  Temporal UI  {ui} — {sign_in}
+  Codec        {api}/codec  (payloads are encrypted; decoded here for support/admin;
+               the UI calls it on its own origin, as {ui}/codec)
 
 Dev API keys (also in {var / "dev-api-keys.json"}):""")
     for name, key in keys.items():

@@ -4,8 +4,9 @@
 (``{"payloads": [{"metadata": {"encoding": "<base64>"}, "data": "<base64>"}]}``); the UI calls
 the configured endpoint + ``/decode`` (``/encode`` to send a signal), with ``X-Namespace``.
 Only support and admin may: by bearer key, or by the browser session made at
-``/codec/sign-in``, which the UI sends when it includes cross-origin credentials. CORS answers
-the Temporal UI's origin (``ORDERLY_TEMPORAL_UI_ORIGIN``) on these two paths and nobody else.
+``/codec/sign-in``, which the UI sends when served from the same origin (``make run``'s
+devproxy.py) or when it includes cross-origin credentials. CORS answers the Temporal UI's
+origin (``ORDERLY_TEMPORAL_UI_ORIGIN``) on these two paths and nobody else.
 A payload this server cannot decrypt is an error naming why (an unknown key id, damage):
 ciphertext never comes back as if it were decoded.
 """
@@ -264,19 +265,26 @@ def _page(request: Request, body: str, status_code: int = 200) -> HTMLResponse:
     settings: Settings = request.app.state.settings
     ui = html.escape(settings.temporal_ui_origin)
     endpoint = html.escape(own_origin(request) + PREFIX)
+    if own_origin(request) == settings.temporal_ui_origin:  # make run: UI and codec, one origin
+        how = f"""<p>The <a href="{ui}">Temporal UI</a> is served from this same origin and
+decodes through <code>{endpoint}</code>, so it sends this sign-in by itself: nothing to set in
+the UI. Histories then show decoded payloads; without a valid sign-in they show the encrypted
+ones.</p>"""
+    else:
+        how = f"""<p>The <a href="{ui}">Temporal UI</a> decodes through <code>{endpoint}</code>
+and sends this sign-in only if it includes cross-origin credentials. Where its server is not
+set up to, once per browser: click the UI's <b>Codec Server</b> button (top bar), choose
+<i>Use my browser setting and ignore Cluster-level setting</i>, enter <code>{endpoint}</code>,
+switch on <i>Include cross-origin credentials</i> and Apply. Histories then show decoded
+payloads; without a valid sign-in they show the encrypted ones and the UI says <i>Codec Server
+could not connect</i>.</p>"""
     text = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Orderly: decode Temporal payloads</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>{STYLE}</style></head>
 <body><h1>Decode Temporal payloads</h1>
 {body}
 <h2>In the Temporal UI</h2>
-<p>The <a href="{ui}">Temporal UI</a> decodes through <code>{endpoint}</code> and sends this
-sign-in only if it includes cross-origin credentials. Where its server is not set up to (the
-<code>make run</code> dev server), once per browser: click the UI's <b>Codec Server</b> button
-(top bar), choose <i>Use my browser setting and ignore Cluster-level setting</i>, enter
-<code>{endpoint}</code>, switch on <i>Include cross-origin credentials</i> and Apply.
-Histories then show decoded payloads; without a valid sign-in they show the encrypted ones and
-the UI says <i>Codec Server could not connect</i>.</p>
+{how}
 </body></html>"""
     return HTMLResponse(text, status_code=status_code, headers=PAGE_HEADERS)
 

@@ -1,8 +1,8 @@
 """`make run` as a user runs it: start devstack.py, drive an order over HTTP, Ctrl-C, restart.
 
-The stack is a real process tree (Temporal dev server, worker, uvicorn), each child in its own
-session. The test finds the children through /proc (no psutil), checks they are gone after
-Ctrl-C, and kills whatever is left in ``finally``.
+The stack is a real process tree (Temporal dev server, worker, uvicorn, and devproxy.py in
+front of the Temporal UI), each child in its own session. The test finds the children through
+/proc (no psutil), checks they are gone after Ctrl-C, and kills whatever is left in ``finally``.
 """
 
 from __future__ import annotations
@@ -120,6 +120,8 @@ class DevStack:
             str(ports["temporal"]),
             "--ui-port",
             str(ports["ui"]),
+            "--ui-internal-port",
+            str(ports["ui_internal"]),
         ]
         with out.open("wb") as sink:
             self.proc = subprocess.Popen(
@@ -217,9 +219,9 @@ async def create(http: httpx.AsyncClient, payload: dict[str, Any]) -> dict[str, 
 async def stop_and_check(stack: DevStack) -> None:
     """Ctrl-C: exit code 0 within the timeout, no child left, every port closed."""
     children = children_of(stack.proc.pid)
-    names = ("temporal", "worker.py", "uvicorn")
+    names = ("temporal", "worker.py", "uvicorn", "devproxy.py")
     kinds = sorted(next((n for n in names if n in cmd), cmd) for cmd in children.values())
-    assert kinds == ["temporal", "uvicorn", "worker.py"], children
+    assert kinds == ["devproxy.py", "temporal", "uvicorn", "worker.py"], children
     found = stack_processes(stack.var, stack.temporal_target)
     assert set(children) | {stack.proc.pid} <= set(found), found  # the scan sees them all
     code = await stack.interrupt()
@@ -235,8 +237,13 @@ async def stop_and_check(stack: DevStack) -> None:
 
 async def test_run_command_serves_orders_stops_on_ctrl_c_and_keeps_state(tmp_path: Path) -> None:
     var = tmp_path / "var"
-    api_port, temporal_port, ui_port = free_ports(3)
-    ports = {"api": api_port, "temporal": temporal_port, "ui": ui_port}
+    api_port, temporal_port, ui_port, ui_internal_port = free_ports(4)
+    ports = {
+        "api": api_port,
+        "temporal": temporal_port,
+        "ui": ui_port,
+        "ui_internal": ui_internal_port,
+    }
     base_url = f"http://127.0.0.1:{api_port}"
     example = json.loads(EXAMPLE_ORDER.read_text())
     stacks: list[DevStack] = []
@@ -246,6 +253,13 @@ async def test_run_command_serves_orders_stops_on_ctrl_c_and_keeps_state(tmp_pat
         stacks.append(first)
         keys = await first.wait_ready()
         assert json.loads((var / "dev-api-keys.json").read_text()) == keys
+        # The printed UI URL is the proxy: the Temporal UI, and /codec on the same origin.
+        assert f"Temporal UI  http://127.0.0.1:{ui_port} — sign in once at" in first.output
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{ui_port}", timeout=30) as ui:
+            sign_in = await ui.get("/codec/sign-in")
+            assert sign_in.status_code == 200, sign_in.text
+            assert "served from this same origin" in sign_in.text
+            assert (await ui.get("/")).status_code == 200
         auth = {"Authorization": f"Bearer {keys['dev-system']}"}
         async with httpx.AsyncClient(base_url=base_url, headers=auth, timeout=30) as http:
             order = await create(http, example)
