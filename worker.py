@@ -112,21 +112,23 @@ def build_worker(client: Client, settings: Settings, sessions: SessionFactory) -
 
 async def run_worker(settings: Settings) -> None:
     engine = make_engine(settings.database_url)
-    client = await connect(settings)
-    worker = build_worker(client, settings, make_sessionmaker(engine))
-    schedule = await ensure_schedule(
-        client, task_queue=settings.task_queue, cron=settings.classification_schedule
-    )
-    log.info("customer classification schedule: %s", schedule)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    async with worker:
-        log.info("worker polling %s on %s", settings.task_queue, settings.temporal_target)
-        await stop.wait()
-        log.info("worker shutting down")
-    await engine.dispose()
+    try:
+        client = await connect(settings)
+        worker = build_worker(client, settings, make_sessionmaker(engine))
+        schedule = await ensure_schedule(
+            client, task_queue=settings.task_queue, cron=settings.classification_schedule
+        )
+        log.info("customer classification schedule: %s", schedule)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with worker:
+            log.info("worker polling %s on %s", settings.task_queue, settings.temporal_target)
+            await stop.wait()
+            log.info("worker shutting down")
+    finally:  # also when cancelled (a test stopping it): no pooled connections left behind
+        await engine.dispose()
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 
 from db.models import AuditRow
 from services.context import Services
@@ -143,10 +143,17 @@ def _entry(row: AuditRow) -> AuditEntry:
     )
 
 
+# Serialises audit inserts on PostgreSQL so ids commit in order: a reader paging by ``after``
+# never misses a row committed later with a smaller id (SQLite serialises writers anyway).
+AUDIT_LOCK = 0xA0D1
+
+
 async def record(services: Services, entry: AuditRecord) -> int:
     """Append one row in its own transaction; returns its id."""
     row = _row(entry)
     async with services.sessions.begin() as session:
+        if session.get_bind().dialect.name == "postgresql":
+            await session.execute(select(func.pg_advisory_xact_lock(AUDIT_LOCK)))
         session.add(row)
         await session.flush()
         return row.id

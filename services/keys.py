@@ -14,8 +14,8 @@ from sqlalchemy import select
 
 from db.models import ApiKeyRow
 from db.session import SessionFactory
-from services.auth import KeyCache, Role, Scope, new_key_row
-from services.errors import invalid, not_allowed, not_found
+from services.auth import KeyCache, Principal, Role, Scope, new_key_row
+from services.errors import Kind, ServiceError, invalid, not_allowed, not_found
 
 PRINCIPAL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$"
 _KNOWN_SCOPES = frozenset(s.value for s in Scope)
@@ -103,6 +103,23 @@ def _info(row: ApiKeyRow, now: datetime) -> KeyInfo:
     )
 
 
+def check_within(by: Principal | None, roles: Sequence[str], scopes: Sequence[str]) -> None:
+    """A key with scopes (e.g. an automation holding ``keys:admin``) may only hand out keys
+    within its own roles and scopes, never a broader one (nor rotate one): 403 otherwise."""
+    if by is None or not by.scopes - {Scope.ORDERS_OWN}:
+        return  # an unscoped admin (or the CLI, which has database access anyway)
+    wanted_roles = {Role(r) for r in roles}
+    wanted_scopes = {Scope(s) for s in scopes}
+    if wanted_roles <= by.roles and wanted_scopes and wanted_scopes <= by.scopes:
+        return
+    raise ServiceError(
+        Kind.FORBIDDEN,
+        "a key with scopes may only create or rotate keys within its own roles and scopes "
+        f"(roles {', '.join(sorted(by.roles))}; scopes {', '.join(sorted(by.scopes))})",
+        code="forbidden",
+    )
+
+
 def _new(key: str, row: ApiKeyRow, now: datetime) -> NewKey:
     return NewKey(key=key, **_info(row, now).model_dump())
 
@@ -114,7 +131,8 @@ class Keys:
     def __init__(self, sessions: SessionFactory, cache: KeyCache | None = None) -> None:
         self._sessions, self._cache = sessions, cache
 
-    async def create(self, spec: KeySpec) -> NewKey:
+    async def create(self, spec: KeySpec, by: Principal | None = None) -> NewKey:
+        check_within(by, [r.value for r in spec.roles], [sc.value for sc in spec.scopes])
         now = datetime.now(UTC)
         if spec.expires_at is not None and spec.expires_at <= now:
             raise invalid("expires_at", "must be in the future")
@@ -163,7 +181,7 @@ class Keys:
         self._forget(key_id)
         return _info(row, now)
 
-    async def rotate(self, key_id: int, overlap: timedelta) -> NewKey:
+    async def rotate(self, key_id: int, overlap: timedelta, by: Principal | None = None) -> NewKey:
         """A new key with the same principal, roles, levels, scopes and lifetime; the old one
         keeps working for ``overlap``, then expires (sooner if it expired sooner anyway)."""
         if overlap < timedelta(0):
@@ -173,6 +191,7 @@ class Keys:
             old = await session.get(ApiKeyRow, key_id, with_for_update=True)
             if old is None:
                 raise not_found(f"API key {key_id}")
+            check_within(by, old.roles, old.scopes)
             current = _info(old, now).status
             if current is not KeyStatus.ACTIVE:
                 raise not_allowed(

@@ -181,10 +181,21 @@ class Orders:
 
     async def _with_master(self, spec: OrderSpec, actor: str) -> OrderSpec:
         """The spec with tier and region from the customer's master record (created from the
-        order's customer fields, tier standard, if unknown): never the body's."""
+        order's customer fields, tier standard, if unknown): never the body's. The body must
+        state the master's email, so a guessed id of another customer is refused (409)."""
         async with self._sessions.begin() as session:
             master = await Customers(self._s).ensure_for_order(session, spec.customer, actor=actor)
+            on_file = await self._s.vault.open_text(session, master.id, master.email, "email")
             fields = {"tier": CustomerTier(master.tier), "region": master.region}
+        if on_file.casefold() != spec.customer.email.casefold():
+            # Naming a known (say VIP) customer's id must not buy its tier or credit limit.
+            raise ServiceError(
+                Kind.CONFLICT,
+                f"customer.email: customer {master.id} is on record with another email address; "
+                "an order for a known customer must state its email (support changes it under "
+                f"/customers/{master.id}); a customer whose data was erased needs a new id",
+                code="customer_mismatch",
+            )
         return spec.model_copy(update={"customer": spec.customer.model_copy(update=fields)})
 
     async def _start(

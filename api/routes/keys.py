@@ -43,12 +43,12 @@ class KeyList(BaseModel):
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=NewKey)
-async def create_key(body: CreateKeyRequest, _: Admin, keys: KeysDep) -> NewKey:
+async def create_key(body: CreateKeyRequest, principal: Admin, keys: KeysDep) -> NewKey:
     """Create a key; the answer holds the key itself, shown this once."""
     spec = KeySpec.model_validate(body.model_dump(exclude={"expires_in"}))
     if body.expires_in is not None:
         spec.expires_at = datetime.now(UTC) + body.expires_in
-    return await keys.create(spec)
+    return await keys.create(spec, by=principal)
 
 
 @router.get("", response_model=KeyList)
@@ -72,7 +72,7 @@ async def revoke_key(key_id: KeyId, _: Admin, keys: KeysDep) -> KeyInfo:
 @router.post("/{key_id}/rotate", status_code=status.HTTP_201_CREATED, response_model=NewKey)
 async def rotate_key(
     key_id: KeyId,
-    _: Admin,
+    principal: Admin,
     keys: KeysDep,
     services: ServicesDep,
     body: RotateRequest | None = None,
@@ -81,4 +81,4 @@ async def rotate_key(
     overlap = body.overlap if body is not None else None
     if overlap is None:
         overlap = services.settings.key_rotation_overlap
-    return await keys.rotate(key_id, overlap)
+    return await keys.rotate(key_id, overlap, by=principal)

@@ -243,7 +243,7 @@ async def test_a_system_stating_vip_for_a_standard_customer_gets_the_standard_ch
     api: Api,
 ) -> None:
     c = cid()
-    await post_customer(api, customer(c, region="EU-WEST"))
+    await post_customer(api, customer(c, region="EU-WEST", email="ada@example.com"))
     # 6,000 EUR: a VIP (relief below 50,000) would need no approval, a standard customer level 1.
     order = await create(api, big_order(customer_id=c, tier="vip"), who="eshop")
     assert order["customer"]["tier"] == "standard"
@@ -288,7 +288,9 @@ async def test_a_vip_in_the_master_is_vip_whatever_the_body_says(api: Api) -> No
         f"/customers/{c}", json={"tier": "vip"}, headers=api.auth("support-1")
     )
     assert patched.status_code == 200
-    order = await create(api, big_order(customer_id=c, tier="standard"))
+    body = big_order(customer_id=c, tier="standard")
+    body["customer"]["email"] = "grace@navy.example"  # the master's: it is this customer
+    order = await create(api, body)
     assert (order["customer"]["tier"], order["customer"]["region"]) == ("vip", "APAC")
     done = await wait_status(api, order["id"], S.FULFILLING)
     assert done["approval"]["levels"] == []
@@ -297,7 +299,9 @@ async def test_a_vip_in_the_master_is_vip_whatever_the_body_says(api: Api) -> No
 async def test_the_masters_credit_limit_overrides_the_bureau(api: Api) -> None:
     c = cid()
     await post_customer(api, customer(c, credit_limit="10"))
-    order = await create(api, order_payload(customer_id=c))  # 39.98 > 10: pay first
+    body = order_payload(customer_id=c)
+    body["customer"]["email"] = "grace@navy.example"
+    order = await create(api, body)  # 39.98 > 10: pay first
     waiting = await wait_status(api, order["id"], S.AWAITING_PAYMENT)
     assert waiting["credit"]["outcome"] == "prepay"
     assert Decimal(waiting["credit"]["credit_limit"]) == Decimal(10)
@@ -423,3 +427,20 @@ async def test_erasure_shreds_the_pii_and_keeps_the_business_figures(api: Api) -
         f"/customers/{c}", json={"region": "EU-SOUTH"}, headers=api.auth("support-1")
     )
     assert still.status_code == 200  # non-personal fields stay editable
+
+
+async def test_naming_a_known_customer_with_another_email_is_refused(api: Api) -> None:
+    """A guessed id of a VIP must not buy its approval relief or credit limit."""
+    c = cid()
+    await post_customer(api, customer(c, tier="vip", credit_limit="1000000"))
+    impostor = big_order(customer_id=c)  # ada@example.com, not the master's grace@navy.example
+    refused = await api.http.post("/orders", json=impostor, headers=api.auth("eshop"))
+    assert refused.status_code == 409, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "customer_mismatch"
+    assert error["message"].startswith(f"customer.email: customer {c} is on record with another")
+    listed = await api.http.get("/orders", params={"customer_id": c}, headers=api.auth("root"))
+    assert listed.json()["items"] == []
+    impostor["customer"]["email"] = "GRACE@navy.example"  # the same address, other case
+    order = await create(api, impostor)
+    assert order["customer"]["tier"] == "vip"
