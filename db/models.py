@@ -247,6 +247,9 @@ class ApiKeyRow(Base):
         UtcDateTime(), nullable=True, doc="Written at most once a minute per key and process."
     )
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    rotated_to: Mapped[int | None] = mapped_column(
+        Integer, nullable=True, doc="The key that replaced this one (rotated once only)."
+    )
 
 
 class AuditRow(Base):

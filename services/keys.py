@@ -192,6 +192,13 @@ class Keys:
             if old is None:
                 raise not_found(f"API key {key_id}")
             check_within(by, old.roles, old.scopes)
+            if old.rotated_to is not None:  # a second rotation would leave two successors
+                raise not_allowed(
+                    f"API key {key_id} was rotated already (to key {old.rotated_to}): rotate "
+                    "that one, or revoke it and create a new key",
+                    "rotated",
+                    [],
+                )
             current = _info(old, now).status
             if current is not KeyStatus.ACTIVE:
                 raise not_allowed(
@@ -209,6 +216,8 @@ class Keys:
                 description=old.description,
             )
             session.add(row)
+            await session.flush()  # the new key's id
+            old.rotated_to = row.id
             ends = now + overlap
             old.expires_at = ends if old.expires_at is None else min(old.expires_at, ends)
         self._forget(key_id)

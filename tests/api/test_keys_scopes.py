@@ -246,6 +246,9 @@ async def test_rotation_overlap(api: Api) -> None:
     lifetime = datetime.fromisoformat(new["expires_at"]) - datetime.fromisoformat(new["created_at"])
     assert abs(lifetime - timedelta(days=30)) < timedelta(seconds=5)  # the same lifetime
 
+    again = await api.http.post(f"/keys/{old['id']}/rotate", json={}, headers=api.auth("root"))
+    assert again.status_code == 409, again.text  # one successor only
+    assert f"was rotated already (to key {new['id']})" in again.json()["error"]["message"]
     for key in (old["key"], new["key"]):  # both work during the overlap
         assert (await api.http.get("/orders", headers=_bearer(key))).status_code == 200
     ends = datetime.fromisoformat(

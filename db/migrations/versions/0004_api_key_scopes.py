@@ -31,10 +31,12 @@ def upgrade() -> None:
         batch.add_column(sa.Column("expires_at", UtcDateTime(), nullable=True))
         batch.add_column(sa.Column("last_used_at", UtcDateTime(), nullable=True))
         batch.add_column(sa.Column("revoked_at", UtcDateTime(), nullable=True))
+        batch.add_column(sa.Column("rotated_to", sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("api_keys") as batch:
+        batch.drop_column("rotated_to")
         batch.drop_column("revoked_at")
         batch.drop_column("last_used_at")
         batch.drop_column("expires_at")
