@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from domain.order import Clean, CustomerTier, ShortText, Text, no_control_chars
+from domain.order import Clean, CustomerTier, ShortText, Strict, Text
 
 DEFAULT_TIER = CustomerTier.STANDARD
 WINDOW_DAYS = 365  # the classification looks at the last 12 months
@@ -51,22 +51,6 @@ class ChangeType(StrEnum):
     PII_ERASED = "pii_erased"
 
 
-class _Strict(BaseModel):
-    """Unknown fields and values are errors (an unknown tier is a 422, never a default)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    @model_validator(mode="after")
-    def _printable(self) -> _Strict:
-        for name, value in self:
-            if isinstance(value, str):
-                try:
-                    no_control_chars(value)
-                except ValueError as exc:
-                    raise ValueError(f"{name}: {exc}") from None
-        return self
-
-
 def _unique_tags(tags: list[str] | None) -> list[str] | None:
     if tags is None:
         return None
@@ -76,7 +60,7 @@ def _unique_tags(tags: list[str] | None) -> list[str] | None:
     return list(seen)
 
 
-class CustomerIn(_Strict):
+class CustomerIn(Strict):
     """A whole master record as support creates it or a system upserts it."""
 
     id: ShortText
@@ -91,7 +75,7 @@ class CustomerIn(_Strict):
     _tags = field_validator("tags")(_unique_tags)
 
 
-class CustomerPatch(_Strict):
+class CustomerPatch(Strict):
     """The fields to change; the others stay. ``credit_limit: null`` removes the override,
     ``phone: null`` the phone."""
 

@@ -55,11 +55,13 @@ class PaymentType(StrEnum):
     BANK_TRANSFER = "bank_transfer"  # customer pays first; the order waits for the payment
 
 
-class _Strict(BaseModel):
+class Strict(BaseModel):
+    """Frozen; unknown fields are errors; no string field holds control characters."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     @model_validator(mode="after")
-    def _printable(self) -> _Strict:
+    def _printable(self) -> Strict:
         for name, value in self:
             if isinstance(value, str):
                 try:
@@ -69,7 +71,7 @@ class _Strict(BaseModel):
         return self
 
 
-class Customer(_Strict):
+class Customer(Strict):
     id: ShortText
     name: Text
     email: EmailStr
@@ -77,7 +79,7 @@ class Customer(_Strict):
     region: ShortText
 
 
-class Address(_Strict):
+class Address(Strict):
     name: Text
     line1: Text
     line2: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] = ""
@@ -90,7 +92,7 @@ class Address(_Strict):
     )
 
 
-class PaymentMethod(_Strict):
+class PaymentMethod(Strict):
     type: PaymentType
     token: Annotated[str, StringConstraints(strip_whitespace=True, max_length=128)] = Field(
         default="", description="Gateway token of the card; required for card payments."
@@ -111,7 +113,7 @@ class PaymentMethod(_Strict):
         return self.model_copy(update={"token": f"****{tail}"})
 
 
-class OrderLine(_Strict):
+class OrderLine(Strict):
     sku: Sku
     quantity: int = Field(gt=0, le=MAX_QUANTITY, strict=True)
     unit_price: Decimal = Field(ge=0, max_digits=14, description="Price of one unit, major units.")
@@ -129,7 +131,7 @@ class OrderLine(_Strict):
         return (self.list_price - self.unit_price) / self.list_price * 100
 
 
-class OrderSpec(_Strict):
+class OrderSpec(Strict):
     """What a client submits to create an order. Totals are never taken from the client."""
 
     customer: Customer
