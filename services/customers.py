@@ -1,14 +1,8 @@
-"""Use cases on the customer master: create, read, list, update, bulk upsert, PII erasure, and
-the record every order takes its tier, region and credit limit from.
+"""Use cases on the customer master: create, read, list, update, bulk upsert, and the record
+every order takes its tier, region and credit limit from (erasure: ``services.erasure``).
 
 Name, email and phone are stored only sealed under the customer's data key (``db.vault``);
 every change writes a ``customer_changes`` row (actor, type, a detail without PII).
-
-Retention rule: a customer's PII is erased on request (``erase_pii``) once none of their orders
-is open (an open order still needs the name and address to ship and to bill); erasure shreds
-the customer's data key, so every sealed copy (master record, order snapshots, events, mails)
-becomes unreadable at once, and deletes the engine's histories of their closed orders. The
-business figures stay: order ids, statuses, totals, lines, region, tier and the event types.
 """
 
 from __future__ import annotations
@@ -25,13 +19,9 @@ from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import func, literal, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
-from temporalio.api.common.v1 import WorkflowExecution
-from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
-from temporalio.service import RPCError, RPCStatusCode
 
-from db.models import CustomerChangeRow, CustomerRow, OrderRow
+from db.models import CustomerChangeRow, CustomerRow
 from db.upsert import insert_for
-from db.vault import placeholder
 from domain.customers import (
     DEFAULT_TIER,
     PII_FIELDS,
@@ -42,10 +32,9 @@ from domain.customers import (
 from domain.order import Customer, CustomerTier
 from services.auth import Principal, Role
 from services.context import Services
-from services.errors import Kind, ServiceError, invalid, not_found, unavailable
+from services.errors import Kind, ServiceError, invalid, not_found
 
 MAX_BULK = 1000
-SHOWN_OPEN_ORDERS = 20
 
 
 class CustomerView(BaseModel):
@@ -108,14 +97,6 @@ class BulkResult(BaseModel):
     unchanged: int
     invalid: int
     items: list[BulkRow]
-
-
-class ErasureResult(BaseModel):
-    customer_id: str
-    erased_at: datetime
-    data_key_shredded: bool = Field(description="False: no data key was left (erased before).")
-    orders_kept: int = Field(description="Orders whose business figures stay.")
-    workflows_deleted: int = Field(description="Closed order histories deleted in the engine.")
 
 
 @dataclass(frozen=True)
@@ -189,7 +170,8 @@ class Customers:
         ]
 
     @staticmethod
-    async def _row(session: AsyncSession, customer_id: str) -> CustomerRow:
+    async def row(session: AsyncSession, customer_id: str) -> CustomerRow:
+        """The master record, or 404."""
         row = await session.get(CustomerRow, customer_id)
         if row is None:
             raise not_found(f"customer {customer_id}")
@@ -197,7 +179,7 @@ class Customers:
 
     async def get(self, customer_id: str) -> CustomerView:
         async with self._sessions() as session:
-            return (await self._views(session, [await self._row(session, customer_id)]))[0]
+            return (await self._views(session, [await self.row(session, customer_id)]))[0]
 
     async def list(self, flt: CustomerFilter, *, limit: int, cursor: str | None) -> CustomerPage:
         """By id, with a keyset cursor; filters on the non-PII columns only."""
@@ -229,7 +211,7 @@ class Customers:
     async def changes(self, customer_id: str, *, after: int, limit: int) -> ChangePage:
         """The customer's changes, oldest first, after the change id ``after``."""
         async with self._sessions() as session:
-            await self._row(session, customer_id)
+            await self.row(session, customer_id)
             rows = list(
                 await session.scalars(
                     select(CustomerChangeRow)
@@ -355,7 +337,7 @@ class Customers:
         if "email" in values:
             values["email"] = str(values["email"])
         async with self._sessions.begin() as session:
-            row = await self._row(session, customer_id)
+            row = await self.row(session, customer_id)
             await self._apply(session, row, values, principal.name, datetime.now(UTC))
             await session.flush()
             return (await self._views(session, [row]))[0]
@@ -456,64 +438,6 @@ class Customers:
             created.detail = {**created.detail, "stated_tier": customer.tier.value}
             session.add(created)
         return row
-
-    # --- erasure ----------------------------------------------------------------------------
-
-    async def erase_pii(self, customer_id: str, principal: Principal) -> ErasureResult:
-        """Crypto-shred the customer's PII (see the retention rule above). Safe to repeat: a
-        second call finds no key and no histories left, and answers with zero counts."""
-        now = datetime.now(UTC)
-        async with self._sessions.begin() as session:
-            row = await self._row(session, customer_id)
-            orders = list(
-                await session.execute(
-                    select(OrderRow.id, OrderRow.closed)
-                    .where(OrderRow.customer_id == customer_id)
-                    .order_by(OrderRow.created_at, OrderRow.id)
-                )
-            )
-            still_open = [o.id for o in orders if not o.closed]
-            if still_open:
-                shown = ", ".join(still_open[:SHOWN_OPEN_ORDERS])
-                more = len(still_open) - SHOWN_OPEN_ORDERS
-                raise ServiceError(
-                    Kind.CONFLICT,
-                    f"customer {customer_id} has {len(still_open)} open order(s): {shown}"
-                    + (f" and {more} more" if more > 0 else "")
-                    + "; they need the customer's data to ship and bill: erase once closed",
-                    code="open_orders",
-                )
-            shredded = await self._vault.shred(session, customer_id)
-            row.name, row.email, row.phone = placeholder("name"), placeholder("email"), None
-            row.erased_at = row.updated_at = now
-            detail = {"data_key_shredded": shredded, "orders_kept": len(orders)}
-            session.add(change_row(customer_id, principal.name, ChangeType.PII_ERASED, detail, now))
-        deleted = await self._delete_histories([o.id for o in orders])
-        return ErasureResult(
-            customer_id=customer_id,
-            erased_at=now,
-            data_key_shredded=shredded,
-            orders_kept=len(orders),
-            workflows_deleted=deleted,
-        )
-
-    async def _delete_histories(self, order_ids: Sequence[str]) -> int:
-        """Delete the closed orders' executions (their histories hold the PII under the
-        payload key, which is not the customer's); already gone ones are skipped."""
-        client, deleted = self._s.client, 0
-        for order_id in order_ids:
-            request = DeleteWorkflowExecutionRequest(
-                namespace=client.namespace,
-                workflow_execution=WorkflowExecution(workflow_id=order_id),
-            )
-            try:
-                await client.workflow_service.delete_workflow_execution(request)
-            except RPCError as exc:
-                if exc.status == RPCStatusCode.NOT_FOUND:
-                    continue
-                raise unavailable(exc) from exc  # the database part is done: retry is safe
-            deleted += 1
-        return deleted
 
 
 def _plain(value: Any) -> Any:

@@ -20,8 +20,8 @@ from services.customers import (
     CustomerPage,
     Customers,
     CustomerView,
-    ErasureResult,
 )
+from services.erasure import Erasure, ErasureResult
 
 router = APIRouter(prefix="/customers", tags=["customers"], responses=ERRORS)
 # Records hold PII and set what orders may skip (tier, credit limit): staff only. No scope yet
@@ -99,10 +99,10 @@ async def update_customer(
 
 @router.delete("/{customer_id}/pii", response_model=ErasureResult)
 async def erase_customer_pii(
-    customer_id: CustomerId, principal: Staff, customers: CustomersDep
+    customer_id: CustomerId, principal: Staff, services: ServicesDep
 ) -> ErasureResult:
     """Erase the customer's personal data for good (409 while an order of theirs is open)."""
-    return await customers.erase_pii(customer_id, principal)
+    return await Erasure(services).erase_pii(customer_id, principal)
 
 
 @router.get("/{customer_id}/changes", response_model=ChangePage)
