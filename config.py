@@ -70,6 +70,43 @@ class Settings(BaseSettings):
         description="The sign-in cookie's Secure flag; unset: when the sign-in came over https "
         "(set true behind a TLS-terminating proxy).",
     )
+    # Web console (console/): people sign in with a password; sessions are sealed cookies
+    console_session_ttl: timedelta = Field(
+        default=timedelta(hours=8),
+        gt=timedelta(0),
+        le=timedelta(days=7),
+        description="How long a console sign-in lasts (absolute; sign in again after it).",
+    )
+    console_idle_timeout: timedelta = Field(
+        default=timedelta(minutes=30),
+        gt=timedelta(0),
+        description="A console session unused this long ends (each page view renews it).",
+    )
+    sign_in_max_failures: int = Field(
+        default=5,
+        ge=1,
+        description="Failed console sign-ins per user name (and per client address, x4) within "
+        "sign_in_lockout before further tries are refused with 429.",
+    )
+    sign_in_lockout: timedelta = Field(
+        default=timedelta(minutes=15), gt=timedelta(0), description="The sign-in failure window."
+    )
+    invite_ttl: timedelta = Field(
+        default=timedelta(days=3), gt=timedelta(0), description="How long an invite link works."
+    )
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        pattern=r"^https?://[^\s]+[^/\s]$",
+        description="Where customers and staff reach the API/console (links in emails).",
+    )
+    tracking_link_ttl: timedelta = Field(
+        default=timedelta(days=60),
+        gt=timedelta(0),
+        description="How long a customer's tracking link in an email keeps working.",
+    )
+    tracking_show_prices: bool = Field(
+        default=False, description="Show the order total on the public tracking page."
+    )
     # Temporal trust boundary (workflows/client.py): workflows trust the actor in each update,
     # so whoever reaches the frontend can act as anyone. Keep it private; use mTLS or an API key.
     temporal_tls: bool | None = Field(

@@ -34,26 +34,40 @@ class SessionClaims:
     expires_at: int
 
 
-def seal(ring: KeyRing, claims: SessionClaims) -> str:
-    """The cookie value: ``<ring key id>.<base64url of nonce + ciphertext + tag>``."""
-    body = json.dumps(
-        {"k": claims.key_id, "p": claims.principal, "e": claims.expires_at},
-        separators=(",", ":"),
-    ).encode()
-    key_id, blob = ring.encrypt(body, AAD)
+def seal_data(ring: KeyRing, aad: bytes, data: dict[str, object]) -> str:
+    """``data`` sealed for a cookie: ``<ring key id>.<base64url of nonce + ciphertext + tag>``;
+    ``aad`` names what it is, so one kind of sealed value never passes for another."""
+    body = json.dumps(data, separators=(",", ":")).encode()
+    key_id, blob = ring.encrypt(body, aad)
     return f"{key_id}.{base64.urlsafe_b64encode(blob).decode().rstrip('=')}"
+
+
+def unseal_data(ring: KeyRing, aad: bytes, value: str) -> dict[str, object] | None:
+    """What :func:`seal_data` sealed with the same ``aad``; None for anything else."""
+    key_id, dot, encoded = value.rpartition(".")
+    if not dot or not key_id or len(value) > 2048:
+        return None
+    try:
+        blob = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+        data = json.loads(ring.decrypt(key_id, blob, aad))
+    except (binascii.Error, ValueError, TypeError):  # ring errors are ValueErrors
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def seal(ring: KeyRing, claims: SessionClaims) -> str:
+    """The cookie value of a codec session."""
+    return seal_data(ring, AAD, {"k": claims.key_id, "p": claims.principal, "e": claims.expires_at})
 
 
 def unseal(ring: KeyRing, value: str, now: float | None = None) -> SessionClaims | None:
     """The claims of a cookie this ring sealed and that has not expired, else None."""
-    key_id, dot, encoded = value.rpartition(".")
-    if not dot or not key_id or len(value) > 1024:
+    data = unseal_data(ring, AAD, value)
+    if data is None:
         return None
     try:
-        blob = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
-        data = json.loads(ring.decrypt(key_id, blob, AAD))
-        claims = SessionClaims(key_id=data["k"], principal=data["p"], expires_at=data["e"])
-    except (binascii.Error, ValueError, KeyError, TypeError):  # ring errors are ValueErrors
+        claims = SessionClaims(key_id=data["k"], principal=data["p"], expires_at=data["e"])  # type: ignore[arg-type]
+    except KeyError:
         return None
     valid = (
         isinstance(claims.key_id, int)

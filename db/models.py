@@ -393,3 +393,46 @@ class OutboxRow(Base):
     subject: Mapped[str] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(Text, doc="Sealed (db.vault).")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class UserRow(Base):
+    """A person who signs in to the console: the same roles and approval levels as an API key's
+    principal. Invited by an admin (``invite_hash`` until the invite is accepted); the password
+    is kept only as an argon2 hash. ``session_epoch`` grows whenever the password, roles or
+    active flag change, which ends every session issued before."""
+
+    __tablename__ = "console_users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True, doc="Lower case; the actor.")
+    display_name: Mapped[str] = mapped_column(String(120))
+    roles: Mapped[list[str]] = mapped_column()
+    approval_levels: Mapped[list[int]] = mapped_column(default=list, server_default="[]")
+    language: Mapped[str] = mapped_column(String(8), default="en", server_default="en")
+    password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    invite_hash: Mapped[str | None] = mapped_column(
+        String(64), nullable=True, unique=True, doc="sha256 hex of the open invite's token."
+    )
+    invite_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    created_by: Mapped[str] = mapped_column(String(128))
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class SignInFailureRow(Base):
+    """One failed console sign-in: counted per user name and per client address over a window
+    (``Settings.sign_in_lockout``) to refuse guessing; old rows are pruned on the next failure."""
+
+    __tablename__ = "sign_in_failures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64))
+    source_ip: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+    __table_args__ = (
+        Index("ix_sign_in_failures_username_at", "username", "at"),
+        Index("ix_sign_in_failures_source_ip_at", "source_ip", "at"),
+    )

@@ -30,6 +30,7 @@ class Role(StrEnum):
     SYSTEM = "system"  # e-shop, ERP, POS, CSV import, payment and carrier webhooks
     APPROVER = "approver"
     SUPPORT = "support"
+    MANAGER = "manager"  # reports and the console's dashboard
     ADMIN = "admin"
 
 
@@ -87,6 +88,7 @@ class AccessRule:
     scope: Scope | None
     own: bool = True
     public: bool = False
+    console: bool = False  # a console page: a signed-in user's session, never an API key
 
     @property
     def allowed_roles(self) -> frozenset[Role]:

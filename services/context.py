@@ -14,6 +14,7 @@ from db.vault import Vault
 from domain.approval import ApprovalPolicy
 from security.keyring import KeyRing
 from services.auth import KeyCache
+from services.users import SessionUsers
 from workflows.client import connect
 
 
@@ -27,6 +28,7 @@ class Services:
     sessions: SessionFactory
     approval_policy: ApprovalPolicy
     key_cache: KeyCache = field(default_factory=KeyCache)
+    session_users: SessionUsers = field(default_factory=SessionUsers)
     keyring: KeyRing = field(default=None)  # type: ignore[assignment]  # from settings
     vault: Vault = field(init=False)
 
