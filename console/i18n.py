@@ -1,6 +1,7 @@
 """The console's words in English and Chinese. Templates call ``t("English text", **fields)``:
-the English text is the message id, ``locales/zh.json`` maps it to Chinese. A test checks that every
-``t("...")`` in the templates and routes has a Chinese entry, so no page is half translated."""
+the English text is the message id; ``locales/zh/*.json`` (one file per area of the console)
+map it to Chinese. A test checks that every ``t("...")`` in the templates and routes has a
+Chinese entry, so no page is half translated."""
 
 from __future__ import annotations
 
@@ -12,7 +13,17 @@ from typing import Any
 Translate = Callable[..., str]
 
 LOCALES = Path(__file__).resolve().parent / "locales"
-ZH: dict[str, str] = json.loads((LOCALES / "zh.json").read_text(encoding="utf-8"))
+
+
+def _catalogue(language: str) -> dict[str, str]:
+    """All ``locales/<language>/*.json`` files merged (one file per area of the console)."""
+    merged: dict[str, str] = {}
+    for file in sorted((LOCALES / language).glob("*.json")):
+        merged.update(json.loads(file.read_text(encoding="utf-8")))
+    return merged
+
+
+ZH = _catalogue("zh")
 
 MESSAGES: dict[str, dict[str, str]] = {"en": {}, "zh": ZH}
 

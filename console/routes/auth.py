@@ -132,6 +132,12 @@ async def sign_in(
     return response
 
 
+@router.get("/me")
+async def me(request: Request, viewer: AnyUser) -> Response:
+    """The signed-in user's roles, approval levels and language."""
+    return page(request, "me.html", {"me": viewer.user})
+
+
 @router.post("/sign-out")
 async def sign_out(request: Request, _viewer: AnyUser) -> Response:
     response = redirect(request, "/console/sign-in?signed-out=1")
