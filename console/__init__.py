@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from console.auth import CsrfRefused, NotPermitted, SignInRequired
 from console.i18n import Translate, translator
 from console.routes import auth
+from console.timing import ServerTiming
 from console.web import is_partial, language_of, page
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -32,6 +33,7 @@ def _t(request: Request) -> Translate:
 
 def install(app: FastAPI) -> None:
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
+    app.add_middleware(ServerTiming)
     for router in ROUTERS:
         app.include_router(router)
 
