@@ -7,7 +7,9 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
+import console
 from api.audit import AuditMiddleware
+from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.routes import approvals, codec, customers, events, health, keys, orders
 from api.routes import audit as audit_routes
@@ -34,10 +36,13 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         version="0.1.0",
         summary="Orders as durable Temporal workflows: create, approve, track, cancel.",
         lifespan=lifespan,
+        docs_url=None,  # served by install_docs from local assets
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.services = services
     install_error_handlers(app)
+    install_docs(app)  # /docs, /redoc; before any other /static mount
     app.add_middleware(AuditMiddleware)  # one row per command, see api/audit.py
     app.include_router(orders.router)
     app.include_router(approvals.router)
@@ -47,4 +52,5 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(customers.router)
     app.include_router(audit_routes.router)
     codec.install(app, settings)  # /codec routes, CORS for the Temporal UI on them
+    console.install(app)  # the web console under /console (console/)
     return app
