@@ -33,6 +33,7 @@ from integrations.inventory import SimulatedInventory
 from integrations.mail import OutboxMailer
 from integrations.payment import SimulatedGateway
 from security.keyring import KeyConfigError
+from services.tracking import TrackingLinks
 from workflows.classify import ClassifyCustomersWorkflow, ensure_schedule
 from workflows.client import connect
 from workflows.order import OrderWorkflow
@@ -42,7 +43,8 @@ log = logging.getLogger("orderly.worker")
 
 def build_activities(settings: Settings, sessions: SessionFactory) -> list[Callable[..., Any]]:
     """Activities wired to the simulators; swap a simulator here for a real provider."""
-    vault = Vault(load_keyring(settings))
+    keyring = load_keyring(settings)
+    vault = Vault(keyring)
     credit = CreditActivities(
         SimulatedBureau(
             sessions,
@@ -60,7 +62,9 @@ def build_activities(settings: Settings, sessions: SessionFactory) -> list[Calla
         )
     )
     shipping = ShippingActivities(SimulatedCarrier(sessions, delay=settings.sim_carrier_delay))
-    notify = NotifyActivities(OutboxMailer(sessions, vault))
+    # Customer emails carry a link to the order's public tracking page (added at send time).
+    links = TrackingLinks(keyring, settings.public_base_url, settings.tracking_link_ttl)
+    notify = NotifyActivities(OutboxMailer(sessions, vault), links.url)
     projection = ProjectionActivities(sessions, vault)
     customers = CustomerActivities.from_settings(settings, sessions)
     return [

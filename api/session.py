@@ -10,9 +10,6 @@ so revoking the key ends its sessions. Cookies are HttpOnly, SameSite=Strict and
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -20,6 +17,7 @@ from urllib.parse import urlsplit
 from fastapi import Request, Response
 
 from security.keyring import KeyRing
+from security.sealing import seal_data, unseal_data
 
 COOKIE = "orderly_session"
 AAD = b"orderly-session:v1"
@@ -32,27 +30,6 @@ class SessionClaims:
     key_id: int
     principal: str
     expires_at: int
-
-
-def seal_data(ring: KeyRing, aad: bytes, data: dict[str, object]) -> str:
-    """``data`` sealed for a cookie: ``<ring key id>.<base64url of nonce + ciphertext + tag>``;
-    ``aad`` names what it is, so one kind of sealed value never passes for another."""
-    body = json.dumps(data, separators=(",", ":")).encode()
-    key_id, blob = ring.encrypt(body, aad)
-    return f"{key_id}.{base64.urlsafe_b64encode(blob).decode().rstrip('=')}"
-
-
-def unseal_data(ring: KeyRing, aad: bytes, value: str) -> dict[str, object] | None:
-    """What :func:`seal_data` sealed with the same ``aad``; None for anything else."""
-    key_id, dot, encoded = value.rpartition(".")
-    if not dot or not key_id or len(value) > 2048:
-        return None
-    try:
-        blob = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
-        data = json.loads(ring.decrypt(key_id, blob, aad))
-    except (binascii.Error, ValueError, TypeError):  # ring errors are ValueErrors
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def seal(ring: KeyRing, claims: SessionClaims) -> str:

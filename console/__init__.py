@@ -14,12 +14,12 @@ from fastapi.staticfiles import StaticFiles
 
 from console.auth import CsrfRefused, NotPermitted, SignInRequired
 from console.i18n import Translate, translator
-from console.routes import auth
+from console.routes import auth, dashboard, track
 from console.timing import ServerTiming
 from console.web import is_partial, language_of, page
 
 STATIC = Path(__file__).resolve().parent / "static"
-ROUTERS = [auth.router]  # each area's module adds its router here
+ROUTERS = [auth.router, dashboard.router, track.router]  # each area's module adds its own
 
 
 def _error_page(request: Request, heading: str, message: str, status: int) -> Response:

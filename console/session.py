@@ -1,5 +1,5 @@
 """The console's session cookie: which user, at which ``session_epoch``, with which CSRF token,
-issued and last seen when. Sealed (AES-256-GCM, :func:`api.session.seal_data`) under its own
+issued and last seen when. Sealed (AES-256-GCM, :func:`security.sealing.seal_data`) under its own
 associated data, so it is signed and unreadable; HttpOnly, SameSite=Lax, ``Path=/console``.
 
 It ends at ``console_session_ttl`` after sign-in, after ``console_idle_timeout`` without a page
@@ -15,8 +15,9 @@ from dataclasses import dataclass, replace
 
 from fastapi import Request, Response
 
-from api.session import cookie_secure, seal_data, unseal_data
+from api.session import cookie_secure
 from security.keyring import KeyRing
+from security.sealing import seal_data, unseal_data
 
 COOKIE = "orderly_console"
 PRE_COOKIE = "orderly_console_pre"  # the sign-in form's CSRF token, before any session
