@@ -224,6 +224,14 @@ async def order_events(session: AsyncSession, order_id: str, vault: Vault) -> li
     return await _stored(session, list(rows), vault)
 
 
+async def last_seq(session: AsyncSession, order_id: str) -> int:
+    """The highest logged ``seq`` of one order (0 before its first event): a cheap poll."""
+    found = await session.scalar(
+        select(func.max(OrderEventRow.seq)).where(OrderEventRow.order_id == order_id)
+    )
+    return int(found or 0)
+
+
 async def events_after(
     session: AsyncSession,
     after: int,

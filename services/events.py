@@ -57,3 +57,10 @@ async def events_after(
         for s in stored
     ]
     return EventPage(items=items, next_after=items[-1].id if items else after)
+
+
+async def last_seq(services: Services, order_id: str) -> int:
+    """How far one order's event log goes (its last ``seq``; 0 before any): for live views
+    that poll whether an order changed."""
+    async with services.sessions() as session:
+        return await readmodel.last_seq(session, order_id)
