@@ -158,3 +158,27 @@ async def test_a_carrier_scan_appears_on_an_open_page(
     assert width <= PHONE["width"], width
     await screenshot(phone, "order-phone")
     await api.http.aclose()
+
+
+async def test_a_live_update_never_throws_away_what_someone_is_typing(
+    live: Live, page_factory: PageFactory
+) -> None:
+    api = await _api(live)
+    order = await create(api, order_payload())
+    await wait_status(api, order["id"], S.FULFILLING)
+    page = await _signed_in(live, page_factory, "tia-support", ["support"], [])
+    await _open(page, live, order["id"])
+    note = page.get_by_label("Note (optional)")
+    await note.fill("customer phoned about")
+
+    await carrier(api, order["id"], "picked_up")
+    stale = page.locator(".live-stale button")
+    await expect(stale).to_be_visible(timeout=LIVE_WAIT)
+    await expect(note).to_have_value("customer phoned about")  # not swapped away
+    await expect(_status(page)).to_have_attribute("data-status", "fulfilling")
+    await stale.click()
+    await expect(_status(page)).to_have_attribute("data-status", "shipped")
+    await expect(page.locator(".live-stale")).to_have_count(0)
+    await _not_reloaded(page)
+    assert page_factory.errors(page) == []
+    await api.http.aclose()
