@@ -80,11 +80,15 @@ class OrderRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
     seq: Mapped[int] = mapped_column(Integer, doc="Last event seq applied; guards stale writes.")
     snapshot: Mapped[dict[str, Any]] = mapped_column(doc="The order's state (domain.state).")
+    external_reference: Mapped[str | None] = mapped_column(
+        String(64), nullable=True, doc="The client's own reference (search by it)."
+    )
 
     __table_args__ = (
         Index("ix_orders_created", "created_at", "id"),
         Index("ix_orders_status_created", "status", "created_at"),
         Index("ix_orders_customer_created", "customer_id", "created_at"),
+        Index("ix_orders_external_reference", "external_reference"),
     )
 
 

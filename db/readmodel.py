@@ -42,6 +42,7 @@ def _order_values(state: OrderState, snapshot: dict[str, Any]) -> dict[str, Any]
         "updated_at": state.updated_at,
         "seq": state.seq,
         "snapshot": snapshot,
+        "external_reference": state.external_reference,
     }
 
 
@@ -273,6 +274,8 @@ class OrderFilter:
     created_from: datetime | None = None
     created_to: datetime | None = None
     created_by: str | None = None
+    order_id: str | None = None
+    external_reference: str | None = None
 
 
 _CURSOR_ID = re.compile(r"^[A-Za-z0-9-]{1,32}$")
@@ -314,6 +317,10 @@ async def list_orders(
         stmt = stmt.where(OrderRow.created_at < flt.created_to)
     if flt.created_by is not None:
         stmt = stmt.where(OrderRow.created_by == flt.created_by)
+    if flt.order_id is not None:
+        stmt = stmt.where(OrderRow.id == flt.order_id)
+    if flt.external_reference is not None:
+        stmt = stmt.where(OrderRow.external_reference == flt.external_reference)
     if cursor:
         at, order_id = decode_cursor(cursor)
         stmt = stmt.where(

@@ -85,6 +85,8 @@ class OrderFilter:
     customer_id: str | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
+    order_id: str | None = None  # exact
+    external_reference: str | None = None  # exact
 
 
 class Orders:
@@ -382,6 +384,8 @@ class Orders:
                         created_from=flt.created_from,
                         created_to=flt.created_to,
                         created_by=principal.owner if principal else None,
+                        order_id=flt.order_id,
+                        external_reference=flt.external_reference,
                     ),
                     limit=limit,
                     cursor=cursor,

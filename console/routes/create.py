@@ -1,0 +1,378 @@
+"""The new-order form for sales and intake: customer, lines, currency, address, payment; a live
+price preview computed with the domain's own rules; submit creates the order once per form.
+
+The form is parsed into the same ``OrderSpec`` the API takes and goes through
+``Orders.create``: totals are never taken from the browser, and the idempotency key is a random
+hidden field of each rendered form, so a double submit (or a reload of the POST) makes one order.
+
+Templates and imports (issue 10) plug in at :func:`blank_form`: ``GET /console/orders/new?
+template=<id>`` will load the saved template through its use case in ``services/`` and return an
+:class:`OrderForm` prefilled from the template's ``OrderSpec`` (``OrderForm.from_spec``), with a
+fresh form key; everything after that (preview, validation, create) stays as it is.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from pydantic import ValidationError
+from starlette.datastructures import FormData
+
+from api.errors import STATUS
+from console.auth import Sales, ServicesDep, Viewer
+from console.i18n import translator
+from console.web import language_of, page, redirect
+from domain.money import CURRENCY_EXPONENTS, check_amount, check_currency
+from domain.order import MAX_LINES, OrderLine, OrderSpec, PaymentType
+from services.context import Services
+from services.errors import Kind, ServiceError
+from services.orders import Orders
+
+router = APIRouter(prefix="/console/orders/new", include_in_schema=False)
+MIN_ROWS = 3
+VALUE_LIMIT = 1000  # characters kept of any one field (the spec's own limits are lower)
+FORM_KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+LINE_FIELDS = ("sku", "quantity", "unit_price", "list_price")
+# Form fields outside the lines: the name is the field's path in OrderSpec.
+FIELDS = (
+    "customer.id",
+    "customer.name",
+    "customer.email",
+    "customer.tier",
+    "customer.region",
+    "currency",
+    "shipping_address.name",
+    "shipping_address.line1",
+    "shipping_address.line2",
+    "shipping_address.city",
+    "shipping_address.postal_code",
+    "shipping_address.country",
+    "payment_method.type",
+    "payment_method.token",
+    "sales_rep",
+    "external_reference",
+)
+DEFAULTS = {"currency": "EUR", "payment_method.type": PaymentType.CARD.value}
+_PREFIXED = re.compile(r"^([a-z_]+(?:\[\d+\])?(?:\.[a-z_]+)?): (.+)$", re.DOTALL)
+
+
+@dataclass
+class LineRow:
+    """One line row as typed; ``uid`` makes its input ids unique on the page."""
+
+    uid: str
+    sku: str = ""
+    quantity: str = ""
+    unit_price: str = ""
+    list_price: str = ""
+
+    @property
+    def blank(self) -> bool:
+        return not any(getattr(self, name) for name in LINE_FIELDS)
+
+    def payload(self) -> dict[str, Any]:
+        quantity: Any = self.quantity
+        if re.fullmatch(r"[+-]?\d{1,12}", self.quantity):
+            quantity = int(self.quantity)  # the spec's quantity is a strict integer
+        line: dict[str, Any] = {
+            "sku": self.sku,
+            "quantity": quantity,
+            "unit_price": self.unit_price,
+        }
+        if self.list_price:
+            line["list_price"] = self.list_price
+        return line
+
+
+@dataclass
+class OrderForm:
+    """What the form holds: the values as typed (kept on a refusal) and its idempotency key."""
+
+    values: dict[str, str] = field(default_factory=dict)
+    lines: list[LineRow] = field(default_factory=list)
+    form_key: str = ""
+
+    def get(self, name: str) -> str:
+        return self.values.get(name, "")
+
+    @classmethod
+    def parse(cls, form: FormData) -> OrderForm:
+        def text(name: str) -> str:
+            value = form.get(name, "")
+            return value.strip()[:VALUE_LIMIT] if isinstance(value, str) else ""
+
+        columns = {
+            name: [v.strip()[:VALUE_LIMIT] for v in form.getlist(name) if isinstance(v, str)]
+            for name in LINE_FIELDS
+        }
+        count = min(max(len(c) for c in columns.values()), MAX_LINES + 1)
+        lines = [
+            LineRow(
+                uid=str(i),
+                **{n: columns[n][i] if i < len(columns[n]) else "" for n in LINE_FIELDS},
+            )
+            for i in range(count)
+        ]
+        return cls(
+            values={name: text(name) for name in FIELDS},
+            lines=lines,
+            form_key=text("form_key"),
+        )
+
+    def filled(self) -> list[tuple[int, LineRow]]:
+        """The rows with anything typed in, with their row index."""
+        return [(i, row) for i, row in enumerate(self.lines) if not row.blank]
+
+    def payload(self) -> dict[str, Any]:
+        """The form as an OrderSpec body (empty optional fields left out)."""
+        v = self.get
+        customer = {k: v(f"customer.{k}") for k in ("id", "name", "email", "region")}
+        if v("customer.tier"):
+            customer["tier"] = v("customer.tier")
+        address = {
+            k: v(f"shipping_address.{k}") for k in ("name", "line1", "line2", "city", "postal_code")
+        }
+        address["country"] = v("shipping_address.country").upper()
+        return {
+            "customer": customer,
+            "lines": [row.payload() for _, row in self.filled()],
+            "currency": v("currency").upper(),
+            "shipping_address": address,
+            "payment_method": {
+                "type": v("payment_method.type"),
+                "token": v("payment_method.token"),
+            },
+            "sales_rep": v("sales_rep") or None,
+            "external_reference": v("external_reference") or None,
+        }
+
+
+def new_form_key() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def blank_form() -> OrderForm:
+    """An empty form with a fresh key. (Issue 10: a template prefills it here.)"""
+    rows = [LineRow(uid=str(i)) for i in range(MIN_ROWS)]
+    return OrderForm(values=dict(DEFAULTS), lines=rows, form_key=new_form_key())
+
+
+# --- problems: pydantic's and the use case's, each keyed by the form field it is about -------
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path
+
+
+def _field_of(loc: tuple[int | str, ...], message: str) -> tuple[str, str]:
+    """(spec path, reason) of one validation error; model-level errors name their field in
+    the message (``lines[0].unit_price: ...``, ``name: ...``)."""
+    path = _path(loc)
+    reason = message.removeprefix("Value error, ")
+    prefixed = _PREFIXED.match(reason)
+    if prefixed:
+        inner, reason = prefixed.groups()
+        path = f"{path}.{inner}" if path else inner
+    elif not path and "currency" in reason:
+        path = "currency"
+    elif not path and reason.startswith("order total"):
+        path = "lines"
+    elif path == "payment_method" and "token" in reason:
+        path = "payment_method.token"
+    return path, reason
+
+
+def _to_row(path: str, rows: list[int]) -> str:
+    """``lines[1].quantity`` of the spec → the same field of the form row it came from."""
+    found = re.match(r"^lines\[(\d+)\](.*)$", path)
+    if found and int(found.group(1)) < len(rows):
+        return f"lines[{rows[int(found.group(1))]}]{found.group(2)}"
+    return path
+
+
+def spec_problems(exc: ValidationError, form: OrderForm) -> dict[str, str]:
+    rows = [i for i, _ in form.filled()]
+    problems: dict[str, str] = {}
+    for err in exc.errors():
+        path, reason = _field_of(tuple(err.get("loc", ())), str(err.get("msg", "invalid")))
+        problems.setdefault(_to_row(path, rows), reason)
+    currency = form.get("currency").upper()
+    if "currency" not in problems and re.fullmatch(r"[A-Z]{3}", currency):
+        try:  # the spec checks it only once every field is valid: say it now
+            check_currency(currency)
+        except ValueError as unknown:
+            problems["currency"] = str(unknown)
+    return problems
+
+
+def service_problems(exc: ServiceError) -> dict[str, str]:
+    listed = exc.extra.get("fields") or []
+    found = {str(f["field"]): str(f["reason"]) for f in listed if isinstance(f, dict)}
+    if found:
+        return found
+    prefixed = _PREFIXED.match(exc.message)
+    if prefixed:
+        return {prefixed.group(1): prefixed.group(2)}
+    return {"": exc.message}
+
+
+# --- the live preview: line totals, discounts and the total, computed by domain code --------
+
+
+@dataclass
+class PreviewLine:
+    row: int
+    sku: str
+    line: OrderLine | None
+    problem: str | None = None
+
+    @property
+    def discount(self) -> Decimal:
+        if self.line is None or not self.line.list_price:
+            return Decimal(0)
+        return max(self.line.list_price - self.line.unit_price, Decimal(0)) * self.line.quantity
+
+
+@dataclass
+class Preview:
+    currency: str
+    currency_problem: str | None
+    lines: list[PreviewLine]
+    total: Decimal
+    list_total: Decimal
+    discount: Decimal
+    max_discount_pct: Decimal
+    review_pct: Decimal
+    incomplete: bool
+
+
+def preview(form: OrderForm, services: Services) -> Preview:
+    currency = form.get("currency").upper()
+    currency_problem = None
+    try:
+        check_currency(currency)
+    except ValueError as exc:
+        currency_problem = str(exc)
+    lines = []
+    for i, row in form.filled():
+        try:
+            line = OrderLine.model_validate(row.payload())
+            if currency_problem is None:
+                for amount in (line.unit_price, line.list_price):
+                    if amount is not None:
+                        check_amount(amount, currency)
+            lines.append(PreviewLine(row=i, sku=row.sku, line=line))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = _path(tuple(first.get("loc", ())))
+            reason = f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
+            lines.append(PreviewLine(row=i, sku=row.sku, line=None, problem=reason))
+        except ValueError as exc:
+            lines.append(PreviewLine(row=i, sku=row.sku, line=None, problem=str(exc)))
+    good = [p.line for p in lines if p.line is not None]
+    total = sum((line.total() for line in good), Decimal(0))
+    return Preview(
+        currency=currency if currency_problem is None else "",
+        currency_problem=currency_problem,
+        lines=lines,
+        total=total,
+        list_total=total + sum((p.discount for p in lines), Decimal(0)),
+        discount=sum((p.discount for p in lines), Decimal(0)),
+        max_discount_pct=max((line.discount_pct() for line in good), default=Decimal(0)),
+        review_pct=services.approval_policy.max_discount_pct,
+        incomplete=any(p.line is None for p in lines),
+    )
+
+
+# --- pages ----------------------------------------------------------------------------------
+
+
+def _context(form: OrderForm, services: Services, problems: dict[str, str]) -> dict[str, Any]:
+    return {
+        "form": form,
+        "problems": problems,
+        "preview": preview(form, services),
+        "currencies": [(code, code) for code in sorted(CURRENCY_EXPONENTS)],
+    }
+
+
+def _form_page(
+    request: Request,
+    form: OrderForm,
+    services: Services,
+    problems: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
+    context = _context(form, services, problems or {})
+    return page(request, "create.html", context, status=status)
+
+
+@router.get("")
+async def new_order_form(request: Request, _viewer: Sales, services: ServicesDep) -> Response:
+    """The empty new-order form, with a fresh idempotency key."""
+    return _form_page(request, blank_form(), services)
+
+
+@router.post("")
+async def create_order(request: Request, viewer: Sales, services: ServicesDep) -> Response:
+    """Create the order from the form (once per form key) and open its page."""
+    sent = await request.form()
+    form = OrderForm.parse(sent)
+    if sent.get("add_line"):  # without JavaScript: the form, one row longer
+        form.lines.append(LineRow(uid=str(len(form.lines))))
+        return _form_page(request, form, services)
+    if not FORM_KEY.match(form.form_key):
+        form.form_key = new_form_key()
+        t = translator(language_of(request, viewer))
+        problems = {"form_key": t("missing or malformed: submit the form again")}
+        return _form_page(request, form, services, problems, status=422)
+    return await _create(request, viewer, services, form)
+
+
+async def _create(
+    request: Request, viewer: Viewer, services: Services, form: OrderForm
+) -> Response:
+    try:
+        spec = OrderSpec.model_validate(form.payload())
+    except ValidationError as exc:
+        problems = spec_problems(exc, form)
+        request.state.audit_reason = "new-order form: " + "; ".join(problems)[:500]
+        return _form_page(request, form, services, problems, status=422)
+    try:
+        order, _created = await Orders(services).create(
+            spec, viewer.user.principal, f"console-form:{form.form_key}"
+        )
+    except ServiceError as exc:
+        request.state.audit_reason = exc.message
+        if exc.kind is not Kind.UNAVAILABLE:
+            # Nothing was started under this key: a corrected form must not reuse it (its
+            # body differs). After "unavailable" the same form is retried with the same key.
+            form.form_key = new_form_key()
+        return _form_page(request, form, services, service_problems(exc), STATUS[exc.kind])
+    return redirect(request, f"/console/orders/{order.id}")
+
+
+@router.post("/preview")
+async def preview_totals(request: Request, _viewer: Sales, services: ServicesDep) -> Response:
+    """The totals panel for the form as typed so far (htmx, while typing)."""
+    form = OrderForm.parse(await request.form())
+    return page(request, "_create_totals.html", {"preview": preview(form, services)})
+
+
+@router.post("/line")
+async def one_more_line(request: Request, _viewer: Sales) -> Response:
+    """One more empty line row (htmx appends it to the lines table)."""
+    sent = await request.form()
+    number = len(sent.getlist("sku")) + 1
+    row = LineRow(uid=f"n{secrets.token_hex(4)}")
+    context = {"row": row, "number": number, "problems": {}, "index": None}
+    return page(request, "_create_line.html", context)
