@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from console.auth import CsrfRefused, NotPermitted, SignInRequired
 from console.i18n import Translate, translator
 from console.routes import auth, create, dashboard, inbox, search, track
+from console.routes import order_actions
 from console.routes import orders as order_page
 from console.timing import ServerTiming
 from console.web import is_partial, language_of, page
@@ -23,7 +24,7 @@ STATIC = Path(__file__).resolve().parent / "static"
 ROUTERS = [auth.router, dashboard.router, track.router]  # each area's module adds its own
 ROUTERS += [inbox.router, create.router, search.router]  # /console/orders/new before {order_id}
 # last: its /console/orders/{order_id} must not shadow /console/orders/new and the like
-ROUTERS.append(order_page.router)
+ROUTERS += [order_page.router, order_actions.router]
 
 
 def _error_page(request: Request, heading: str, message: str, status: int) -> Response:

@@ -1,8 +1,9 @@
 """The order page: everything an approver needs to decide and support needs to help, the
 actions the viewer may take (and only those), and the live view fed by the order's event log.
 
-Routes under ``/console/orders/{order_id}``; the search list, the inbox and the new-order form
-belong to other modules (this router is included last so ``/console/orders/new`` is theirs).
+Routes under ``/console/orders/{order_id}``; the commands are in ``order_actions.py``; the search
+list, the inbox and the new-order form belong to other modules (this router is included after
+theirs, so ``/console/orders/new`` is theirs).
 """
 
 from __future__ import annotations
@@ -17,27 +18,24 @@ from decimal import Decimal
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Form, Header, Path, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from api.errors import STATUS
-from console.auth import Approver, ServicesDep, Staff, Support, Viewer
-from console.i18n import Translate, translator
-from console.web import finish, language_of, page, redirect
-from domain.order import no_control_chars
+from console.auth import ServicesDep, Staff, Viewer
+from console.i18n import translator
+from console.web import finish, language_of, page
 from domain.status import Action, OrderStatus
 from services import events
-from services.approvals import Approvals
 from services.auth import Role
-from services.commands import Commands
 from services.context import Services
 from services.errors import Kind, ServiceError, not_found
-from services.orders import OrderFilter, Orders, Outcome
+from services.orders import OrderFilter, Orders
 from services.views import OrderDetail, OrderSummary
 
 router = APIRouter(prefix="/console/orders", include_in_schema=False)
 
-OrderId = Annotated[str, Path()]  # checked by _lookup: a malformed id is a 404 page, not JSON
+OrderId = Annotated[str, Path()]  # checked by check_id: a malformed id is a 404 page, not JSON
 _ID = re.compile(r"^[A-Za-z0-9-]{1,32}$")
 MAX_TEXT = 500  # the workflow's limit for reasons, notes and comments
 RECENT = 5
@@ -59,7 +57,7 @@ CANCEL_REASONS = (
     ("fraud_suspected", "Fraud suspected"),
     ("other", "Other"),
 )
-_KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+FORM_KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 
 S = OrderStatus
 # Badge class and symbol of each status: the word is always shown too (never colour alone).
@@ -200,13 +198,13 @@ def _context(
     }
 
 
-def _lookup(order_id: str) -> None:
+def check_id(order_id: str) -> None:
     """A 404 for an id no order can have (the order ids' alphabet and length)."""
     if not _ID.match(order_id):
         raise not_found("order")
 
 
-def _error_page(request: Request, viewer: Viewer, exc: ServiceError) -> Response:
+def error_page(request: Request, viewer: Viewer, exc: ServiceError) -> Response:
     t = translator(language_of(request, viewer))
     status = STATUS[exc.kind]
     heading = "Order not found" if exc.kind is Kind.NOT_FOUND else "Order unavailable"
@@ -215,7 +213,7 @@ def _error_page(request: Request, viewer: Viewer, exc: ServiceError) -> Response
     return page(request, "error.html", context, status=status)
 
 
-async def _show(
+async def show(
     request: Request,
     viewer: Viewer,
     services: Services,
@@ -226,11 +224,11 @@ async def _show(
     status: int = 200,
 ) -> Response:
     try:
-        _lookup(order_id)
+        check_id(order_id)
         order = await Orders(services).get(order_id, viewer.user.principal)
         recent = await _recent(services, order, viewer)
     except ServiceError as exc:
-        return _error_page(request, viewer, exc)
+        return error_page(request, viewer, exc)
     context = _context(services, order, viewer, recent, problem, notice)
     return page(request, "order.html", context, partial="_order_panel.html", status=status)
 
@@ -251,7 +249,7 @@ async def order_page(
         notice = t(DONE[done])
         if pending:
             notice += " " + t("The order is still working on it; this page updates itself.")
-    return await _show(request, viewer, services, order_id, notice=notice)
+    return await show(request, viewer, services, order_id, notice=notice)
 
 
 @router.get("/{order_id}/panel")
@@ -260,11 +258,11 @@ async def order_panel(
 ) -> Response:
     """The live part of the order page (htmx swaps it in when the event log grows)."""
     try:
-        _lookup(order_id)
+        check_id(order_id)
         order = await Orders(services).get(order_id, viewer.user.principal)
         recent = await _recent(services, order, viewer)
     except ServiceError as exc:
-        return _error_page(request, viewer, exc)
+        return error_page(request, viewer, exc)
     context = _context(services, order, viewer, recent, None, None)
     return page(request, "_order_panel.html", context)
 
@@ -311,12 +309,12 @@ async def order_live(
     if last_event_id and last_event_id.isdigit():
         after = int(last_event_id)
     try:
-        _lookup(order_id)
+        check_id(order_id)
         if await events.last_seq(services, order_id) == 0:
             # not logged yet: a real order just started, or none at all (404)
             await Orders(services).live_state(order_id)
     except ServiceError as exc:
-        return _error_page(request, viewer, exc)
+        return error_page(request, viewer, exc)
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     response = StreamingResponse(
         _event_stream(request, services, order_id, after),
@@ -324,189 +322,3 @@ async def order_live(
         headers=headers,
     )
     return finish(request, response)
-
-
-# --- actions ---------------------------------------------------------------------------------
-
-
-def _text(
-    value: str, field: str, t: Translate, *, required: bool, limit: int = MAX_TEXT
-) -> tuple[str, Problem | None]:
-    """A one-line text as the workflow accepts it (line breaks become spaces)."""
-    text = " ".join(value.split())
-    if required and not text:
-        return text, Problem(t("{field}: required, say why", field=field), field)
-    if len(text) > limit:
-        return text, Problem(t("{field}: at most {n} characters", field=field, n=limit), field)
-    try:
-        no_control_chars(text)
-    except ValueError as exc:
-        return text, Problem(f"{field}: {exc}", field)
-    return text, None
-
-
-def _key(value: str) -> str | None:
-    """The form's idempotency key (one per rendered form): a double submit acts once."""
-    return value if _KEY.match(value) else None
-
-
-async def _act(
-    request: Request,
-    viewer: Viewer,
-    services: Services,
-    order_id: str,
-    action: Action,
-    run: Any,
-    problem: Problem | None,
-) -> Response:
-    """Run the command ``run()`` unless the form is refused; back to the order page."""
-    try:
-        _lookup(order_id)
-    except ServiceError as exc:
-        return _error_page(request, viewer, exc)
-    if problem is not None:
-        request.state.audit_reason = problem.message
-        return await _show(request, viewer, services, order_id, problem=problem, status=422)
-    try:
-        outcome: Outcome = await run()
-    except ServiceError as exc:
-        request.state.audit_reason = exc.message
-        if exc.kind is Kind.NOT_FOUND:
-            return _error_page(request, viewer, exc)
-        allowed = exc.extra.get("allowed_actions")
-        refused = Problem(
-            exc.message,
-            field=(exc.extra.get("fields") or [{}])[0].get("field"),
-            allowed=tuple(allowed) if allowed is not None else None,
-        )
-        status = STATUS[exc.kind]
-        return await _show(request, viewer, services, order_id, problem=refused, status=status)
-    target = f"/console/orders/{quote(order_id)}?done={action.value}"
-    return redirect(request, target if outcome.finished else target + "&pending=1")
-
-
-Text = Annotated[str, Form()]
-
-
-@router.post("/{order_id}/approve")
-async def approve(
-    request: Request,
-    order_id: OrderId,
-    viewer: Approver,
-    services: ServicesDep,
-    comment: Text = "",
-    key: Text = "",
-) -> Response:
-    """Approve at the approver's level, with an optional comment."""
-    t = translator(language_of(request, viewer))
-    text, problem = _text(comment, "comment", t, required=False)
-
-    async def run() -> Outcome:
-        p = viewer.user.principal
-        return await Approvals(services).approve(order_id, p, text or None, None, _key(key))
-
-    return await _act(request, viewer, services, order_id, Action.APPROVE, run, problem)
-
-
-@router.post("/{order_id}/reject")
-async def reject(
-    request: Request,
-    order_id: OrderId,
-    viewer: Approver,
-    services: ServicesDep,
-    reason: Text = "",
-    key: Text = "",
-) -> Response:
-    """Reject at the approver's level; a reason is required."""
-    t = translator(language_of(request, viewer))
-    text, problem = _text(reason, "reason", t, required=True)
-
-    async def run() -> Outcome:
-        p = viewer.user.principal
-        return await Approvals(services).reject(order_id, p, text, None, _key(key))
-
-    return await _act(request, viewer, services, order_id, Action.REJECT, run, problem)
-
-
-@router.post("/{order_id}/request-changes")
-async def request_changes(
-    request: Request,
-    order_id: OrderId,
-    viewer: Approver,
-    services: ServicesDep,
-    reason: Text = "",
-    key: Text = "",
-) -> Response:
-    """Send the order back to sales; a reason is required."""
-    t = translator(language_of(request, viewer))
-    text, problem = _text(reason, "reason", t, required=True)
-
-    async def run() -> Outcome:
-        p = viewer.user.principal
-        return await Approvals(services).request_changes(order_id, p, text, None, _key(key))
-
-    return await _act(request, viewer, services, order_id, Action.REQUEST_CHANGES, run, problem)
-
-
-@router.post("/{order_id}/cancel")
-async def cancel(
-    request: Request,
-    order_id: OrderId,
-    viewer: Support,
-    services: ServicesDep,
-    reason_code: Text = "",
-    note: Text = "",
-    key: Text = "",
-) -> Response:
-    """Cancel with a reason code and an optional note (stock released, payment refunded)."""
-    t = translator(language_of(request, viewer))
-    problem = None
-    if reason_code not in dict(CANCEL_REASONS):
-        codes = ", ".join(code for code, _ in CANCEL_REASONS)
-        problem = Problem(t("reason_code: choose one of {codes}", codes=codes), "reason_code")
-    room = MAX_TEXT - len("payment_problem: ")  # the longest code and its separator
-    text, note_problem = _text(note, "note", t, required=False, limit=room)
-    problem = problem or note_problem
-    reason = f"{reason_code}: {text}" if text else reason_code
-
-    async def run() -> Outcome:
-        return await Commands(services).cancel(order_id, viewer.user.principal, reason, _key(key))
-
-    return await _act(request, viewer, services, order_id, Action.CANCEL, run, problem)
-
-
-@router.post("/{order_id}/retry-compensation")
-async def retry_compensation(
-    request: Request, order_id: OrderId, viewer: Support, services: ServicesDep, key: Text = ""
-) -> Response:
-    """A ``needs_attention`` order: run the refused compensation again."""
-
-    async def run() -> Outcome:
-        return await Commands(services).retry_compensation(
-            order_id, viewer.user.principal, _key(key)
-        )
-
-    return await _act(request, viewer, services, order_id, Action.RETRY_COMPENSATION, run, None)
-
-
-@router.post("/{order_id}/resolve-compensation")
-async def resolve_compensation(
-    request: Request,
-    order_id: OrderId,
-    viewer: Support,
-    services: ServicesDep,
-    note: Text = "",
-    key: Text = "",
-) -> Response:
-    """A ``needs_attention`` order: the refused step was settled by hand; a note is required."""
-    t = translator(language_of(request, viewer))
-    text, problem = _text(note, "note", t, required=True)
-
-    async def run() -> Outcome:
-        return await Commands(services).resolve_compensation(
-            order_id, viewer.user.principal, text, _key(key)
-        )
-
-    return await _act(
-        request, viewer, services, order_id, Action.RESOLVE_COMPENSATION, run, problem
-    )
