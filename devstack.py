@@ -1,8 +1,9 @@
 """`make run`: the whole service on one machine with nothing else installed.
 
-Applies migrations, creates dev API keys on first run, starts the Temporal dev server (SQLite
-file under var/), the worker, the API and a dev proxy (devproxy.py), prints where everything
-is, and stops all of them cleanly on Ctrl-C. Orders survive a restart: all state is in var/.
+Applies migrations, creates dev API keys and console users on first run, starts the Temporal
+dev server (SQLite file under var/), the worker, the API and a dev proxy (devproxy.py), prints
+where everything is, and stops all of them cleanly on Ctrl-C. Orders survive a restart: all
+state is in var/.
 
 The proxy is the Temporal UI browsers open (``--ui-port``): it serves the dev server's UI (on
 ``--ui-internal-port``) and the API's ``/codec`` from one origin, so the UI sends the codec
@@ -16,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -30,6 +32,7 @@ from db.models import StockItemRow
 from db.session import make_engine, make_sessionmaker
 from integrations.inventory import SimulatedInventory
 from security.keyring import create_dev_key_file
+from services.users import Users
 
 BIN = Path(sys.executable).parent
 # name -> (roles, approval levels)
@@ -40,6 +43,16 @@ DEV_PRINCIPALS: dict[str, tuple[list[Role], list[int]]] = {
     "dev-finance": ([Role.APPROVER], [3]),
     "dev-support": ([Role.SUPPORT], []),
     "dev-admin": ([Role.ADMIN], []),
+}
+# Console users (people, with a password): name -> (roles, approval levels, display name).
+# Not named like the dev API keys: a user and a key never share a principal name.
+DEV_USERS: dict[str, tuple[list[Role], list[int], str]] = {
+    "approver1": ([Role.APPROVER], [1], "Dev Approver (level 1)"),
+    "approver2": ([Role.APPROVER], [2], "Dev Approver (level 2)"),
+    "approver3": ([Role.APPROVER], [3], "Dev Approver (level 3)"),
+    "support": ([Role.SUPPORT], [], "Dev Support"),
+    "manager": ([Role.MANAGER], [], "Dev Manager"),
+    "admin": ([Role.ADMIN], [], "Dev Admin"),
 }
 DEMO_STOCK = {"WIDGET-1": 10_000, "GADGET-2": 5_000, "GIZMO-3": 2_000, "RARE-9": 3}
 
@@ -103,8 +116,41 @@ def _wait_healthy(url: str, procs: list[subprocess.Popen[bytes]]) -> None:
     raise SystemExit(f"{url} did not report healthy within 60 s")
 
 
-async def _prepare(database_url: str, keys_file: Path) -> dict[str, str]:
-    """Seed demo stock once; create dev API keys once and keep them in ``keys_file``."""
+def _write_secret(path: Path, data: dict[str, str]) -> None:
+    """``data`` as JSON, readable by this user only (never world-readable, not even briefly)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(json.dumps(data, indent=2))
+    path.chmod(0o600)  # a file that was there before keeps its mode otherwise
+
+
+async def _dev_users(users: Users, users_file: Path) -> dict[str, str]:
+    """Create the console's dev users once (random passwords, kept in ``users_file``); a dev
+    user whose password is not in the file gets a new one."""
+    kept: dict[str, str] = json.loads(users_file.read_text()) if users_file.exists() else {}
+    existing = {u.username: u for u in await users.list()}
+    passwords: dict[str, str] = {}
+    for name, (roles, levels, display_name) in DEV_USERS.items():
+        if name in existing and kept.get(name):
+            passwords[name] = kept[name]
+            continue
+        password = secrets.token_urlsafe(12)
+        if name in existing:  # the file was lost: a fresh password through a fresh invite
+            _, token = await users.reinvite(existing[name].id)
+            await users.accept_invite(token, password)
+        else:
+            await users.invite("devstack", name, display_name, roles, levels, password=password)
+        passwords[name] = password
+    if passwords != kept:
+        _write_secret(users_file, passwords)
+    return passwords
+
+
+async def _prepare(
+    database_url: str, keys_file: Path, users_file: Path
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Seed demo stock once; create dev API keys once and keep them in ``keys_file``, and the
+    console's dev users in ``users_file``."""
     engine = make_engine(database_url)
     sessions = make_sessionmaker(engine)
     async with sessions() as session:
@@ -119,8 +165,9 @@ async def _prepare(database_url: str, keys_file: Path) -> dict[str, str]:
         }
         keys_file.write_text(json.dumps(keys, indent=2))
         keys_file.chmod(0o600)
+    passwords = await _dev_users(Users(sessions), users_file)
     await engine.dispose()
-    return keys
+    return keys, passwords
 
 
 def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
@@ -143,6 +190,8 @@ def main() -> int:
     env.setdefault("ORDERLY_DATABASE_URL", f"sqlite+aiosqlite:///{var / 'orderly.db'}")
     env["ORDERLY_TEMPORAL_TARGET"] = f"{args.host}:{args.temporal_port}"
     env["ORDERLY_API_PORT"] = str(args.api_port)
+    # Invite and tracking links point at this API (also with --host/--api-port).
+    env.setdefault("ORDERLY_PUBLIC_BASE_URL", f"http://{args.host}:{args.api_port}")
     ui_internal_port: int = args.ui_internal_port or args.ui_port + 1
     ui = f"http://{args.host}:{args.ui_port}"  # devproxy.py: the UI and /codec, one origin
     env["ORDERLY_TEMPORAL_UI_ORIGIN"] = ui  # same origin as /codec there: no CORS needed
@@ -169,7 +218,9 @@ def main() -> int:
         load_policy(Path(env.get("ORDERLY_APPROVAL_POLICY_FILE", ROOT / "approval-policy.yaml")))
     except PolicyFileError as exc:
         raise SystemExit(str(exc)) from None
-    keys = asyncio.run(_prepare(database_url, var / "dev-api-keys.json"))
+    keys, passwords = asyncio.run(
+        _prepare(database_url, var / "dev-api-keys.json", var / "dev-users.json")
+    )
 
     procs: list[subprocess.Popen[bytes]] = []
 
@@ -227,6 +278,9 @@ def main() -> int:
                 str(args.api_port),
                 "--log-level",
                 "warning",
+                # open console pages hold a live stream: Ctrl-C waits for them at most this long
+                "--timeout-graceful-shutdown",
+                "5",
             ],
             "api.log",
         )
@@ -248,7 +302,7 @@ def main() -> int:
         )
         _wait_port(args.host, args.ui_port, proxy, "Dev proxy (devproxy.py)")
         _wait_healthy(f"{base}/healthz", [temporal, worker, api, proxy])
-        _banner(base, ui, keys, var)
+        _banner(base, ui, keys, var, passwords)
         while not _stop_requested and all(p.poll() is None for p in procs):
             time.sleep(0.2)
         for proc in procs:
@@ -264,12 +318,15 @@ def main() -> int:
     return code
 
 
-def _banner(api: str, ui: str, keys: dict[str, str], var: Path) -> None:
+def _banner(
+    api: str, ui: str, keys: dict[str, str], var: Path, passwords: dict[str, str] | None = None
+) -> None:
     sign_in = (
         f"sign in once at {ui}/codec/sign-in with the dev-support key to read decoded histories"
     )
     print(f"""
 Orderly is running (state in {var}; logs: api.log, worker.log, temporal.log, devproxy.log)
+  Console      {api}/console/  (sign in as a dev user below)
   API docs     {api}/docs
   Health       {api}/healthz
   Temporal UI  {ui} — {sign_in}
@@ -283,6 +340,15 @@ Dev API keys (also in {var / "dev-api-keys.json"}):""")
             f" L{','.join(map(str, levels))}" if levels else ""
         )
         print(f"  {name:<13} {what:<12} {key}")
+    if passwords:
+        print(f"""
+Dev console users at {api}/console/ (passwords also in {var / "dev-users.json"}):""")
+        for name, password in passwords.items():
+            roles, levels, _ = DEV_USERS[name]
+            what = ", ".join(r.value for r in roles) + (
+                f" L{','.join(map(str, levels))}" if levels else ""
+            )
+            print(f"  {name:<13} {what:<12} {password}")
     print(
         f"""
 Try:  curl -s -X POST {api}/orders -H "Authorization: Bearer {keys["dev-system"]}" \\

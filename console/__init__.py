@@ -14,14 +14,14 @@ from fastapi.staticfiles import StaticFiles
 
 from console.auth import CsrfRefused, NotPermitted, SignInRequired
 from console.i18n import Translate, translator
-from console.routes import auth, create, dashboard, inbox, search, track
-from console.routes import order_actions
+from console.routes import admin, auth, create, dashboard, inbox, order_actions, search, track
 from console.routes import orders as order_page
 from console.timing import ServerTiming
 from console.web import is_partial, language_of, page
 
 STATIC = Path(__file__).resolve().parent / "static"
-ROUTERS = [auth.router, dashboard.router, track.router]  # each area's module adds its own
+# each area's module adds its router here
+ROUTERS = [auth.router, admin.router, dashboard.router, track.router]
 ROUTERS += [inbox.router, create.router, search.router]  # /console/orders/new before {order_id}
 # last: its /console/orders/{order_id} must not shadow /console/orders/new and the like
 ROUTERS += [order_page.router, order_actions.router]

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 
+from api.session import cookie_secure
 from console import session as cookie
 from console.auth import AnyUser, MaybeViewer, ServicesDep, open_page, same_origin
 from console.i18n import translator
@@ -46,7 +47,7 @@ def _with_pre(request: Request, response: Response, token: str) -> Response:
         path=cookie.PATH,
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=cookie_secure(request, request.app.state.settings.session_cookie_secure),
     )
     return response
 
