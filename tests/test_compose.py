@@ -281,7 +281,8 @@ def test_app_services_build_from_the_dockerfile(
 def test_app_commands(services: dict[str, dict[str, Any]]) -> None:
     expected = {
         "migrate": "alembic -c db/alembic.ini upgrade head",
-        "api": "uvicorn api.app:create_app --factory --host 0.0.0.0 --port 8000",
+        "api": "uvicorn api.app:create_app --factory --host 0.0.0.0 --port 8000"
+        " --timeout-graceful-shutdown 5",
         "worker": "python worker.py",
     }
     for name, command in expected.items():
