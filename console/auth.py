@@ -81,7 +81,9 @@ async def viewer(request: Request) -> Viewer | None:
     if claims is None or not claims.live(ttl, idle, now):
         request.state.session_ended = True
         return None
-    user = await services.session_users.user(services.sessions, claims.user_id, claims.epoch)
+    user = await services.session_users.user(
+        services.sessions, claims.user_id, claims.epoch, claims.csrf
+    )
     if user is None:
         request.state.session_ended = True
         return None

@@ -440,3 +440,14 @@ class SignInFailureRow(Base):
         Index("ix_sign_in_failures_username_at", "username", "at"),
         Index("ix_sign_in_failures_source_ip_at", "source_ip", "at"),
     )
+
+
+class SignOutRow(Base):
+    """A console session ended by signing out, kept until it would have expired anyway, so a
+    copy of its cookie taken before stops working too (``session_id``: sha256 of its token)."""
+
+    __tablename__ = "console_sign_outs"
+
+    session_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(Integer, index=True)
+    until: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)

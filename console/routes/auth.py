@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -16,6 +17,7 @@ from console.i18n import translator
 from console.web import LANG_COOKIE, home_for, language_of, page, redirect, safe_next
 from services.errors import ServiceError
 from services.users import MIN_PASSWORD, SignInRefused, Users
+from services.users import sign_out as end_session
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 PRE_AGE = 3600
@@ -140,7 +142,14 @@ async def me(request: Request, viewer: AnyUser) -> Response:
 
 
 @router.post("/sign-out")
-async def sign_out(request: Request, _viewer: AnyUser) -> Response:
+async def sign_out(request: Request, viewer: AnyUser, services: ServicesDep) -> Response:
+    """End this session: the browser drops the cookie, and the server refuses any copy of it
+    (in every API process within ``SessionUsers``' cache time, in this one at once)."""
+    claims = viewer.claims
+    ttl = services.settings.console_session_ttl
+    until = datetime.fromtimestamp(claims.issued_at, UTC) + ttl
+    await end_session(services.sessions, viewer.user.user_id, claims.csrf, until)
+    services.session_users.forget(viewer.user.user_id)
     response = redirect(request, "/console/sign-in?signed-out=1")
     request.state.console_cookie = None
     cookie.clear_cookie(request, response)
