@@ -112,7 +112,12 @@ async def add_user(database_url: str) -> str:
     name = f"bench-{uuid.uuid4().hex[:6]}"
     try:
         await Users(make_sessionmaker(engine)).invite(
-            "bench", name, "Bench User", ["approver", "support"], [1, 2, 3], password=PASSWORD
+            "bench",
+            name,
+            "Bench User",
+            ["approver", "support", "manager"],
+            [1, 2, 3],
+            password=PASSWORD,
         )
     finally:
         await engine.dispose()
@@ -176,6 +181,7 @@ async def main_async(args: argparse.Namespace, stack: c.Stack, out: dict[str, An
         "order page": [f"/console/orders/{oid}" for oid in real],
         "order search (first page)": ["/console/orders"],
         "order search status=awaiting_approval": ["/console/orders?status=awaiting_approval"],
+        "dashboard (30 days; not a target)": ["/console/dashboard"],
     }
     results: dict[str, Any] = {}
     async with httpx.AsyncClient(base_url=stack.api, timeout=60) as http:
@@ -191,7 +197,9 @@ async def main_async(args: argparse.Namespace, stack: c.Stack, out: dict[str, An
     out["engine_query_round_trip"] = await query_baseline(stack, real, args.calls)
     out["memory"] = c.memory(stack.pids)
     report(out)
-    slow = [n for n, r in results.items() if (r["server"]["p50_ms"] or 0) >= 100]
+    slow = [
+        n for n, r in results.items() if "target" not in n and (r["server"]["p50_ms"] or 0) >= 100
+    ]
     return 1 if slow else 0
 
 
