@@ -26,6 +26,7 @@ from temporalio.client import WorkflowExecutionStatus
 
 from config import Settings
 from devstack import DEV_PRINCIPALS
+from tests.console import sign_in_http
 from workflows.client import connect
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -260,6 +261,14 @@ async def test_run_command_serves_orders_stops_on_ctrl_c_and_keeps_state(tmp_pat
             assert sign_in.status_code == 200, sign_in.text
             assert "served from this same origin" in sign_in.text
             assert (await ui.get("/")).status_code == 200
+        # The printed console URL and dev users: a new user signs in with a printed password.
+        assert f"Console      {base_url}/console/" in first.output
+        passwords = json.loads((var / "dev-users.json").read_text())
+        assert f"approver1     approver L1  {passwords['approver1']}" in first.output
+        async with httpx.AsyncClient(base_url=base_url, timeout=30) as browser:
+            signed_in = await sign_in_http(browser, "approver1", passwords["approver1"])
+            inbox = await signed_in.get("/console/inbox")
+            assert inbox.status_code == 200, inbox.text[:300]
         auth = {"Authorization": f"Bearer {keys['dev-system']}"}
         async with httpx.AsyncClient(base_url=base_url, headers=auth, timeout=30) as http:
             order = await create(http, example)
