@@ -79,10 +79,21 @@ async def test_an_approver_filters_the_inbox_and_opens_an_order(
     await expect(rows.nth(0)).to_contain_text(second)
     assert await page.evaluate("window.stillThisPage === true")  # no full reload
 
-    await page.go_back()  # the previous filter page comes back whole
+    restores: list[str] = []
+    page.on(
+        "request",
+        lambda r: (
+            restores.append(r.url)
+            if r.headers.get("hx-history-restore-request") == "true"
+            else None
+        ),
+    )
+    await page.go_back()  # the previous filter page comes back whole, from the server
     await expect(page).to_have_url(re.compile(r"/console/inbox$"))
     await expect(rows).to_have_count(2)
     await expect(page.get_by_label("Level")).to_have_value("")
+    assert [u.rsplit("/", 1)[1] for u in restores] == ["inbox"]
+    assert await page.evaluate("window.stillThisPage === true")  # restored in place
     await page.go_forward()
     await expect(page).to_have_url(re.compile(r"level=2"))
     await expect(rows).to_have_count(1)

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 
+from api.app import create_app
 from db.session import SessionFactory
 from services.users import Users
+from tests.api.conftest import Api, create_keys, services_for
+from tests.conftest import Stack
 
 PASSWORD = "correct horse battery staple"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -86,3 +92,44 @@ async def sign_in_browser(
     async with page.expect_navigation():
         await page.click("button[type=submit]")
     assert "/console/sign-in" not in page.url, await page.content()
+
+
+def app_client(app: FastAPI) -> httpx.AsyncClient:
+    """A client of its own (its own cookies) on the in-process app."""
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    return httpx.AsyncClient(transport=transport, base_url="http://orderly.test")
+
+
+@dataclass
+class Console:
+    """The app over a test stack: the API with the test keys, and console users from
+    ``users`` (name -> roles, levels), each signed in on first use in a client of their own."""
+
+    app: FastAPI
+    api: Api
+    users: dict[str, tuple[list[str], list[int]]]
+    languages: dict[str, str] = field(default_factory=dict)
+    signed: dict[str, ConsoleClient] = field(default_factory=dict)
+
+    async def user(self, name: str) -> ConsoleClient:
+        if name not in self.signed:
+            roles, levels = self.users[name]
+            language = self.languages.get(name, "en")
+            await add_user(self.api.stack.sessions, name, roles, levels, language=language)
+            self.signed[name] = await sign_in_http(app_client(self.app), name)
+        return self.signed[name]
+
+
+@asynccontextmanager
+async def open_console(
+    stack: Stack,
+    users: dict[str, tuple[list[str], list[int]]],
+    languages: dict[str, str] | None = None,
+) -> AsyncIterator[Console]:
+    app = create_app(stack.settings, services=services_for(stack))
+    async with app_client(app) as http:
+        opened = Console(app, Api(http, await create_keys(stack.sessions), stack), users)
+        opened.languages.update(languages or {})
+        yield opened
+        for client in opened.signed.values():
+            await client.http.aclose()

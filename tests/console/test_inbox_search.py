@@ -7,21 +7,17 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import httpx
 import pytest
-from fastapi import FastAPI
 
-from api.app import create_app
 from console.routes import inbox as inbox_route
-from tests.api.conftest import Api, create_keys, services_for
+from tests.api.conftest import Api
 from tests.api.flows import create, get
 from tests.conftest import Stack
-from tests.console import ConsoleClient, add_user, sign_in_http
+from tests.console import Console, open_console
 from tests.factories import order_payload
 from tests.helpers import eventually
 
@@ -34,31 +30,10 @@ USERS: dict[str, tuple[list[str], list[int]]] = {
 _ORDER_LINK = re.compile(r'href="/console/orders/(SO-[0-9A-Z-]+)"')
 
 
-@dataclass
-class Console:
-    app: FastAPI
-    api: Api
-    signed: dict[str, ConsoleClient] = field(default_factory=dict)
-
-    async def user(self, name: str) -> ConsoleClient:
-        if name not in self.signed:
-            roles, levels = USERS[name]
-            await add_user(self.api.stack.sessions, name, roles, levels)
-            transport = httpx.ASGITransport(app=self.app, raise_app_exceptions=False)
-            http = httpx.AsyncClient(transport=transport, base_url="http://orderly.test")
-            self.signed[name] = await sign_in_http(http, name)
-        return self.signed[name]
-
-
 @pytest.fixture
 async def console(stack: Stack) -> AsyncIterator[Console]:
-    app = create_app(stack.settings, services=services_for(stack))
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://orderly.test") as http:
-        opened = Console(app, Api(http, await create_keys(stack.sessions), stack))
+    async with open_console(stack, USERS) as opened:
         yield opened
-        for client in opened.signed.values():
-            await client.http.aclose()
 
 
 def linked(html: str) -> list[str]:

@@ -9,7 +9,6 @@ import re
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -18,14 +17,13 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from api.app import create_app
 from console.routes import orders as order_page
 from domain.status import OrderStatus
 from services import events
-from tests.api.conftest import Api, create_keys, services_for
+from tests.api.conftest import Api
 from tests.api.flows import carrier, create, get, wait_status
 from tests.conftest import Stack
-from tests.console import ConsoleClient, add_user, sign_in_http
+from tests.console import Console, ConsoleClient, add_user, open_console, sign_in_http
 from tests.factories import order_payload
 from tests.helpers import eventually
 
@@ -42,32 +40,10 @@ USERS: dict[str, tuple[list[str], list[int]]] = {
 _ACTION = re.compile(r'(?:form)?action="/console/orders/[A-Za-z0-9-]+/([a-z-]+)"')
 
 
-@dataclass
-class Console:
-    app: FastAPI
-    api: Api
-    signed: dict[str, ConsoleClient] = field(default_factory=dict)
-
-    async def user(self, name: str) -> ConsoleClient:
-        if name not in self.signed:
-            roles, levels = USERS[name]
-            language = "zh" if name == "c-boss" else "en"
-            await add_user(self.api.stack.sessions, name, roles, levels, language=language)
-            transport = httpx.ASGITransport(app=self.app, raise_app_exceptions=False)
-            http = httpx.AsyncClient(transport=transport, base_url="http://orderly.test")
-            self.signed[name] = await sign_in_http(http, name)
-        return self.signed[name]
-
-
 @pytest.fixture
 async def console(stack: Stack) -> AsyncIterator[Console]:
-    app = create_app(stack.settings, services=services_for(stack))
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://orderly.test") as http:
-        opened = Console(app, Api(http, await create_keys(stack.sessions), stack))
+    async with open_console(stack, USERS, {"c-boss": "zh"}) as opened:
         yield opened
-        for client in opened.signed.values():
-            await client.http.aclose()
 
 
 def actions(html: str) -> set[str]:
