@@ -22,7 +22,7 @@ from api.session import own_origin, request_origin
 from console import session as cookie
 from services.auth import AccessRule, Role
 from services.context import Services
-from services.users import SessionUser
+from services.staff_sessions import SessionUser
 
 SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_FIELD = "csrf_token"

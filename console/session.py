@@ -5,7 +5,7 @@ associated data, so it is signed and unreadable; HttpOnly, SameSite=Lax, ``Path=
 It ends at ``console_session_ttl`` after sign-in, after ``console_idle_timeout`` without a page
 view, at sign-out (the cookie is dropped and the session recorded as ended, so a copy of the
 cookie stops working too), and when the user's epoch moves (password reset, role change,
-deactivation). Both are checked on every request, see services.users.SessionUsers.
+deactivation). Both are checked on every request, see services.staff_sessions.SessionUsers.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from db.vault import Vault
 from domain.approval import ApprovalPolicy
 from security.keyring import KeyRing
 from services.auth import KeyCache
-from services.users import SessionUsers
+from services.staff_sessions import SessionUsers
 from workflows.client import connect
 
 

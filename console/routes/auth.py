@@ -16,8 +16,8 @@ from console.auth import AnyUser, MaybeViewer, ServicesDep, open_page, same_orig
 from console.i18n import translator
 from console.web import LANG_COOKIE, home_for, language_of, page, redirect, safe_next
 from services.errors import ServiceError
+from services.staff_sessions import sign_out as end_session
 from services.users import MIN_PASSWORD, SignInRefused, Users
-from services.users import sign_out as end_session
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 PRE_AGE = 3600

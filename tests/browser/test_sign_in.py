@@ -13,7 +13,7 @@ from console.auth import Viewer
 from console.session import ConsoleClaims
 from console.web import home_for
 from services.auth import Principal, Role
-from services.users import SessionUser
+from services.staff_sessions import SessionUser
 from tests.browser.conftest import PHONE, Live, PageFactory, screenshot
 from tests.console import PASSWORD, add_user, sign_in_browser
 

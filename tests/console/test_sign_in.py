@@ -29,7 +29,8 @@ from db.models import UserRow
 from services import audit
 from services.audit import AuditEntry, AuditFilter
 from services.context import Services
-from services.users import SessionUsers, Users
+from services.staff_sessions import SessionUsers
+from services.users import Users
 from tests.api.conftest import services_for
 from tests.conftest import Stack
 from tests.console import PASSWORD, add_user, sign_in_http
