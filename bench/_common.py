@@ -298,7 +298,8 @@ def start_stack(env_overrides: dict[str, str] | None = None, keep: bool = False)
     """Run ``devstack.py`` on free ports in a temp var dir; wait for its banner."""
     tmp = Path(tempfile.mkdtemp(prefix="orderly-bench-"))
     var = tmp / "var"
-    api_port, temporal_port, ui_port = free_port(), free_port(), free_port()
+    # every port picked here (devstack would take ui_port + 1 for the UI behind its proxy)
+    api_port, temporal_port, ui_port, ui_internal = (free_port() for _ in range(4))
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERLY_")}
     env.update(env_overrides or {})
     proc = subprocess.Popen(
@@ -313,6 +314,8 @@ def start_stack(env_overrides: dict[str, str] | None = None, keep: bool = False)
             str(temporal_port),
             "--ui-port",
             str(ui_port),
+            "--ui-internal-port",
+            str(ui_internal),
         ],
         cwd=ROOT,
         env=env,
