@@ -5,14 +5,24 @@ Nothing is built at import time: call :func:`get_settings` where a settings obje
 
 from __future__ import annotations
 
+import base64
+import binascii
 import tomllib
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    ValidationError,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.approval import ApprovalPolicy
@@ -21,10 +31,47 @@ from security.keyring import KeyConfigError, KeyRing, create_dev_key_file, read_
 ROOT = Path(__file__).resolve().parent
 
 
+SECRET_PREFIX = "whsec_"
+MIN_SECRET_BYTES = 16
+
+
+def _webhook_secret(value: SecretStr) -> SecretStr:
+    """A Standard Webhooks secret: ``whsec_`` + base64 of at least 16 random bytes."""
+    raw = value.get_secret_value().removeprefix(SECRET_PREFIX)
+    try:
+        decoded = base64.b64decode(raw + "=" * (-len(raw) % 4), validate=True)
+    except binascii.Error:
+        raise ValueError("a webhook secret is whsec_ followed by base64") from None
+    if len(decoded) < MIN_SECRET_BYTES:
+        raise ValueError(f"a webhook secret needs at least {MIN_SECRET_BYTES} random bytes")
+    return value
+
+
+class InboundSender(BaseModel):
+    """One sender of signed inbound webhooks (api/routes/inbound.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["carrier", "payment"] = Field(
+        description="carrier: POST /inbound/carriers/{sender}; payment: /inbound/payments/{sender}"
+    )
+    secrets: list[Annotated[SecretStr, AfterValidator(_webhook_secret)]] = Field(
+        min_length=1,
+        max_length=5,
+        description="whsec_... secrets; several during a rotation (any one may sign).",
+    )
+
+
+SenderName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+
+
 class Settings(BaseSettings):
     """Every knob of the API, the worker and the simulators."""
 
-    model_config = SettingsConfigDict(env_prefix="ORDERLY_", env_file=".env", extra="ignore")
+    # Errors name the setting and the reason, never the value (several hold secrets).
+    model_config = SettingsConfigDict(
+        env_prefix="ORDERLY_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     # Addresses
     temporal_target: str = "127.0.0.1:7233"
@@ -184,6 +231,14 @@ class Settings(BaseSettings):
         default=timedelta(hours=24),
         ge=timedelta(0),
         description="After a rotation the old key keeps working this long, then expires.",
+    )
+
+    # Inbound webhooks (services.inbound): carriers and payment providers sign with Standard
+    # Webhooks; each sender has its own secrets.
+    inbound_webhooks: dict[SenderName, InboundSender] = Field(
+        default_factory=dict,
+        description='JSON {"<sender>": {"kind": "carrier"|"payment", "secrets": ["whsec_..."]}}; '
+        "list the new secret next to the old one while the sender rotates.",
     )
 
     # Customer classification (domain.customers.propose_tier, workflows/classify.py): RFM over

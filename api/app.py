@@ -11,8 +11,9 @@ import console
 from api.audit import AuditMiddleware
 from api.docs import install_docs
 from api.errors import install_error_handlers
-from api.routes import approvals, codec, customers, events, health, keys, orders
+from api.routes import approvals, codec, customers, events, health, keys, orders, prices, templates
 from api.routes import audit as audit_routes
+from api.routes import inbound as inbound_routes
 from config import Settings, get_settings, load_keyring, load_policy
 from services.context import Services, open_services
 
@@ -51,6 +52,10 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(keys.router)
     app.include_router(customers.router)
     app.include_router(audit_routes.router)
+    app.include_router(inbound_routes.router)  # signed webhooks: /inbound/...
+    app.include_router(prices.router)
+    app.include_router(templates.router)
+    app.include_router(templates.orders_router)  # POST /orders/from-template/{id}
     codec.install(app, settings)  # /codec routes, CORS for the Temporal UI on them
     console.install(app)  # the web console under /console (console/)
     return app

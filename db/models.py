@@ -83,12 +83,15 @@ class OrderRow(Base):
     external_reference: Mapped[str | None] = mapped_column(
         String(64), nullable=True, doc="The client's own reference (search by it)."
     )
+    source: Mapped[str] = mapped_column(
+        String(16), default="api", server_default="api", doc="domain.order.OrderSource"
+    )
 
     __table_args__ = (
         Index("ix_orders_created", "created_at", "id"),
         Index("ix_orders_status_created", "status", "created_at"),
         Index("ix_orders_customer_created", "customer_id", "created_at"),
-        Index("ix_orders_external_reference", "external_reference"),
+        Index("ix_orders_external_reference_source", "external_reference", "source"),
     )
 
 
@@ -108,10 +111,14 @@ class OrderEventRow(Base):
     at: Mapped[datetime] = mapped_column(UtcDateTime())
     status: Mapped[str] = mapped_column(String(32), doc="The order's status after the event.")
     payload: Mapped[dict[str, Any]] = mapped_column(doc="The whole event as JSON.")
+    source: Mapped[str] = mapped_column(
+        String(16), default="api", server_default="api", doc="The order's source (feed filter)."
+    )
 
     __table_args__ = (
         UniqueConstraint("order_id", "seq"),
         Index("ix_order_events_type_id", "type", "id"),
+        Index("ix_order_events_source_id", "source", "id"),
         {"sqlite_autoincrement": True},  # never reuse an id: a replaced event gets a new one
     )
 
@@ -451,3 +458,99 @@ class SignOutRow(Base):
     session_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[int] = mapped_column(Integer, index=True)
     until: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+
+
+# --- price list and order templates (services.prices, services.templates) --------------------
+
+
+class PriceRow(Base):
+    """A list price of one SKU in one currency, valid over ``[valid_from, valid_to)`` (UTC;
+    ``valid_to`` None: open-ended). Periods of the same SKU and currency never overlap."""
+
+    __tablename__ = "price_list"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    sku: Mapped[str] = mapped_column(String(64))
+    currency: Mapped[str] = mapped_column(String(3))
+    list_price: Mapped[Decimal] = mapped_column(Money)
+    valid_from: Mapped[datetime] = mapped_column(UtcDateTime())
+    valid_to: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_by: Mapped[str] = mapped_column(String(128))
+
+    __table_args__ = (
+        UniqueConstraint("sku", "currency", "valid_from"),
+        {"sqlite_autoincrement": True},
+    )
+
+
+class OrderTemplateRow(Base):
+    """An order template; its content lives in versions (``current_version`` is the one in
+    use). Archived, never deleted."""
+
+    __tablename__ = "order_templates"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    customer_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    current_version: Mapped[int] = mapped_column(Integer)
+    archived_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    archived_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    created_by: Mapped[str] = mapped_column(String(128))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+    __table_args__ = (Index("ix_order_templates_customer_id", "customer_id", "id"),)
+
+
+class OrderTemplateVersionRow(Base):
+    """One version of a template (never changed once written). ``content`` is the template
+    (domain.pricing.TemplateContent) with customer and address PII sealed under ``owner``'s
+    data key (db.vault), and the payment token and notes sealed as values."""
+
+    __tablename__ = "order_template_versions"
+
+    template_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("order_templates.id"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner: Mapped[str] = mapped_column(String(80), doc="Customer id or template:<id>.")
+    content: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    created_by: Mapped[str] = mapped_column(String(128))
+
+
+# --- order intake: references and inbound webhooks (services.orders, services.inbound) ------
+
+
+class OrderReferenceRow(Base):
+    """A (source, external reference) pair claimed by one order, before its workflow starts:
+    the database keeps the pair unique; a second create with it gets this order."""
+
+    __tablename__ = "order_references"
+
+    source: Mapped[str] = mapped_column(String(16), primary_key=True)
+    external_reference: Mapped[str] = mapped_column(String(64), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(32))
+    created_by: Mapped[str] = mapped_column(String(128), doc="Who claimed it first.")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class InboundDeliveryRow(Base):
+    """One signed inbound webhook delivery (``webhook-id``) per sender, recorded before it is
+    acted on: ``acting`` while a request handles it (a lease: ``claimed_at``), ``done`` after.
+    A delivery whose action failed is deleted, so the sender's retry acts again."""
+
+    __tablename__ = "inbound_deliveries"
+
+    sender: Mapped[str] = mapped_column(String(64), primary_key=True)
+    webhook_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), doc="carrier | payment")
+    state: Mapped[str] = mapped_column(String(16), doc="acting | done")
+    order_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    claimed_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    done_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)

@@ -43,6 +43,7 @@ def _order_values(state: OrderState, snapshot: dict[str, Any]) -> dict[str, Any]
         "seq": state.seq,
         "snapshot": snapshot,
         "external_reference": state.external_reference,
+        "source": state.source.value,
     }
 
 
@@ -83,18 +84,16 @@ async def project(
     if applied.rowcount and state.approval.levels:  # type: ignore[attr-defined]
         await _sync_approvals(session, state, vault)
     if events:
-        await _log_events(session, state.id, customer_id, events, vault)
+        await _log_events(session, state, events, vault)
 
 
 async def _log_events(
-    session: AsyncSession,
-    order_id: str,
-    customer_id: str,
-    events: Sequence[LoggedEvent],
-    vault: Vault,
+    session: AsyncSession, state: OrderState, events: Sequence[LoggedEvent], vault: Vault
 ) -> None:
     """Insert the events; only seqs that are logged already (a retried projection or task) are
-    compared (unsealed), and replaced if different."""
+    compared (unsealed), and replaced if different. Each row carries the order's source, so
+    the feed filters on it in one indexed range read."""
+    order_id, customer_id = state.id, state.customer.id
     plain = {logged.event.seq: logged.event.model_dump(mode="json") for logged in events}
     rows = {
         logged.event.seq: {
@@ -105,6 +104,7 @@ async def _log_events(
             "at": logged.event.at,
             "status": logged.status.value,
             "payload": await vault.seal(session, customer_id, plain[logged.event.seq]),
+            "source": state.source.value,
         }
         for logged in events
     }
@@ -241,11 +241,14 @@ async def events_after(
     limit: int,
     types: Collection[str] | None = None,
     order_id: str | None = None,
+    sources: Collection[str] | None = None,
 ) -> list[StoredEvent]:
     """Events with a global id above ``after``, oldest first: one indexed range read."""
     stmt = select(OrderEventRow).where(OrderEventRow.id > after)
     if types:
         stmt = stmt.where(OrderEventRow.type.in_(list(types)))
+    if sources:
+        stmt = stmt.where(OrderEventRow.source.in_(list(sources)))
     if order_id is not None:
         stmt = stmt.where(OrderEventRow.order_id == order_id)
     rows = await session.scalars(stmt.order_by(OrderEventRow.id).limit(limit))
@@ -276,6 +279,7 @@ class OrderFilter:
     created_by: str | None = None
     order_id: str | None = None
     external_reference: str | None = None
+    source: str | None = None
 
 
 _CURSOR_ID = re.compile(r"^[A-Za-z0-9-]{1,32}$")
@@ -321,6 +325,8 @@ async def list_orders(
         stmt = stmt.where(OrderRow.id == flt.order_id)
     if flt.external_reference is not None:
         stmt = stmt.where(OrderRow.external_reference == flt.external_reference)
+    if flt.source is not None:
+        stmt = stmt.where(OrderRow.source == flt.source)
     if cursor:
         at, order_id = decode_cursor(cursor)
         stmt = stmt.where(

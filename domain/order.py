@@ -50,6 +50,17 @@ class CustomerTier(StrEnum):
     VIP = "vip"
 
 
+class OrderSource(StrEnum):
+    """Where an order came from; (source, external_reference) identifies it in that system."""
+
+    ESHOP = "eshop"
+    ERP = "erp"
+    POS = "pos"
+    IMPORT = "import"
+    CONSOLE = "console"
+    API = "api"
+
+
 class PaymentType(StrEnum):
     CARD = "card"  # captured by the gateway once stock is reserved
     BANK_TRANSFER = "bank_transfer"  # customer pays first; the order waits for the payment
@@ -131,6 +142,13 @@ class OrderLine(Strict):
         return (self.list_price - self.unit_price) / self.list_price * 100
 
 
+class TemplateRef(Strict):
+    """The order template (and its version) an order was built from."""
+
+    id: ShortText
+    version: int = Field(ge=1, strict=True)
+
+
 class OrderSpec(Strict):
     """What a client submits to create an order. Totals are never taken from the client."""
 
@@ -141,6 +159,14 @@ class OrderSpec(Strict):
     payment_method: PaymentMethod
     sales_rep: ShortText | None = None
     external_reference: ShortText | None = None
+    source: OrderSource = Field(
+        default=OrderSource.API,
+        description="Where the order came from: a second create with the same source and "
+        "external_reference answers with the first order (200).",
+    )
+    template: TemplateRef | None = Field(
+        default=None, description="Set by POST /orders/from-template: the template used."
+    )
 
     @model_validator(mode="after")
     def _money_fits_currency(self) -> OrderSpec:

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from domain import events as ev
 from domain.money import to_minor
-from domain.order import Address, Customer, OrderLine, PaymentMethod
+from domain.order import Address, Customer, OrderLine, OrderSource, PaymentMethod, TemplateRef
 from domain.policies import CreditDecision
 from domain.status import (
     Action,
@@ -173,6 +173,8 @@ class OrderState(BaseModel):
     payment_method: PaymentMethod = Field(description="The payment token is masked.")
     sales_rep: str | None = None
     external_reference: str | None = None
+    source: OrderSource = OrderSource.API
+    template: TemplateRef | None = Field(default=None, description="The template it came from.")
     revision: int = Field(default=0, description="Amendments so far.")
     credit: CreditDecision | None = None
     approval: ApprovalInfo = Field(default_factory=ApprovalInfo)
@@ -233,6 +235,8 @@ def _received(e: ev.Received) -> OrderState:
         payment_method=spec.payment_method,
         sales_rep=spec.sales_rep,
         external_reference=spec.external_reference,
+        source=spec.source,
+        template=spec.template,
     )
 
 

@@ -48,6 +48,10 @@ class Scope(StrEnum):
     COMPENSATIONS_WRITE = "compensations:write"  # support: retry or resolve a compensation
     EVENTS_READ = "events:read"  # GET /events
     KEYS_ADMIN = "keys:admin"  # /keys
+    PRICES_READ = "prices:read"  # GET /prices
+    PRICES_WRITE = "prices:write"  # PUT /prices/{sku}
+    TEMPLATES_READ = "templates:read"  # GET /templates, /templates/{id}
+    TEMPLATES_WRITE = "templates:write"  # create, edit, archive templates
 
 
 class Principal(BaseModel):

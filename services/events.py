@@ -3,8 +3,11 @@ pull (ERPs, reports, the console's live view).
 
 Delivery contract: at least once, in order per order. Each event has a per-order ``seq``
 (1, 2, ...) and a global ``id`` (the cursor). Read with ``after=<last id seen>``; store the
-last id only after processing. If a workflow task is retried, an event may be re-logged under
-the same (order, seq) with a new id: treat (order_id, seq) as the key and keep the latest.
+last id only after processing; ``next_after`` is that id (with filters, the last matching
+event's), so paging with it sees every matching event in log order with no gap, and a
+consumer that crashed resumes where it stopped. If a workflow task is retried, an event may
+be re-logged under the same (order, seq) with a new id: treat (order_id, seq) as the key and
+keep the latest.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from db import readmodel
 from domain.events import EVENT_TYPES
+from domain.order import OrderSource
 from domain.state import LoggedEvent
 from services.context import Services
 from services.errors import invalid
@@ -40,13 +44,21 @@ async def events_after(
     limit: int,
     types: Collection[str] | None = None,
     order_id: str | None = None,
+    sources: Collection[OrderSource] | None = None,
 ) -> EventPage:
+    """The page of events after ``after`` (filters: event types, order, order sources)."""
     unknown = sorted(set(types or ()) - EVENT_TYPES)
     if unknown:
         raise invalid("query.type", f"unknown event type {', '.join(unknown)}")
     async with services.sessions() as session:
         stored = await readmodel.events_after(
-            session, after, vault=services.vault, limit=limit, types=types, order_id=order_id
+            session,
+            after,
+            vault=services.vault,
+            limit=limit,
+            types=types,
+            order_id=order_id,
+            sources=[s.value for s in sources or ()],
         )
     items = [
         FeedEvent(

@@ -26,8 +26,8 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from db import readmodel
-from db.models import IdempotencyKeyRow, OrderRow
-from domain.order import CustomerTier, OrderSpec, new_order_id
+from db.models import IdempotencyKeyRow, OrderReferenceRow, OrderRow
+from domain.order import CustomerTier, OrderSource, OrderSpec, new_order_id
 from domain.state import LoggedEvent, OrderState
 from domain.status import RESTING, TERMINAL, OrderStatus
 from services.auth import Principal
@@ -56,6 +56,7 @@ A = TypeVar("A")
 # Memo key on each order workflow: which create call started it (see Orders.create).
 CREATION_MEMO = "creation"
 ID_ATTEMPTS = 8
+CLAIM_GRACE = 5.0  # seconds a fresh reference claim has to start its order (see create)
 MAX_WAIT = 60.0
 
 
@@ -87,6 +88,7 @@ class OrderFilter:
     created_to: datetime | None = None
     order_id: str | None = None  # exact
     external_reference: str | None = None  # exact
+    source: OrderSource | None = None
 
 
 class Orders:
@@ -114,10 +116,17 @@ class Orders:
         any failure finds the same order id and (re)starts it: nothing accepted is lost. Order
         ids are short and random, so one can already belong to another order: then the order
         gets a fresh id (and the key follows it), never the other order's.
+
+        With an ``external_reference``, the pair (source, external_reference) is claimed the same
+        way (table ``order_references``, unique in the database) before the workflow starts: a
+        second create with the pair, from any caller and with any body, answers with the first
+        order (not created); if the first call stopped before its order started, the second
+        one starts it, with its own body. An ``orders:own`` key gets a conflict instead of an
+        order it did not create.
         """
         created_by = principal.name
         now = datetime.now(UTC)
-        if idempotency_key is None:
+        if idempotency_key is None and spec.external_reference is None:
             token = uuid.uuid4().hex
             for _ in range(ID_ATTEMPTS):
                 try:
@@ -125,8 +134,43 @@ class Orders:
                 except _IdTaken:
                     continue
             raise _ids_exhausted()
-        request_hash = hashlib.sha256(spec.model_dump_json().encode()).hexdigest()
-        token = hashlib.sha256(f"{created_by}\0{idempotency_key}".encode()).hexdigest()[:32]
+        if idempotency_key is None:
+            order_id, at, created = _new_id(now), now, True
+        else:
+            claimed = await self._claim_key(spec, principal, idempotency_key, now)
+            if isinstance(claimed, OrderDetail):
+                return claimed, False
+            order_id, at, created = claimed
+        if spec.external_reference is not None:
+            return await self._create_referenced(
+                spec, principal, idempotency_key, (order_id, at, created), now
+            )
+        assert idempotency_key is not None
+        token = self._key_token(created_by, idempotency_key)
+        # The first attempt may have stopped before the order started: (re)start it now.
+        for _ in range(ID_ATTEMPTS):
+            try:
+                return await self._start(order_id, spec, created_by, at, token), created
+            except _IdTaken:
+                order_id = _new_id(now)
+                await self._follow_key(created_by, idempotency_key, order_id)
+        raise _ids_exhausted()
+
+    @staticmethod
+    def _key_token(created_by: str, idempotency_key: str) -> str:
+        return hashlib.sha256(f"{created_by}\0{idempotency_key}".encode()).hexdigest()[:32]
+
+    async def _claim_key(
+        self, spec: OrderSpec, principal: Principal, idempotency_key: str, now: datetime
+    ) -> OrderDetail | tuple[str, datetime, bool]:
+        """Record the key (order id, time, created True), or find it: (its order id, time,
+        False), or the order itself if that call started it. A different body: 409."""
+        created_by = principal.name
+        # Without "source" when it is the default: keys recorded before it existed still match.
+        dumped = spec.model_dump_json(
+            exclude={"source"} if spec.source is OrderSource.API else None
+        )
+        request_hash = hashlib.sha256(dumped.encode()).hexdigest()
         row = IdempotencyKeyRow(
             principal=created_by,
             key=idempotency_key,
@@ -137,7 +181,7 @@ class Orders:
         try:
             async with self._sessions.begin() as session:
                 session.add(row)
-            order_id, at, created = row.order_id, now, True
+            return row.order_id, now, True
         except IntegrityError:
             async with self._sessions() as session:
                 found = await session.get(IdempotencyKeyRow, (created_by, idempotency_key))
@@ -149,25 +193,137 @@ class Orders:
                     "Idempotency-Key was already used with a different request body",
                     code="idempotency_conflict",
                 ) from None
+        token = self._key_token(created_by, idempotency_key)
+        if await self.stored_state(found.order_id) is not None and await self._started_by(
+            found.order_id, token
+        ):
+            return await self.get(found.order_id, principal)
+        return found.order_id, found.created_at, False
+
+    async def _follow_key(self, created_by: str, idempotency_key: str, order_id: str) -> None:
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(IdempotencyKeyRow)
+                .where(IdempotencyKeyRow.principal == created_by)
+                .where(IdempotencyKeyRow.key == idempotency_key)
+                .values(order_id=order_id)
+            )
+
+    async def _create_referenced(
+        self,
+        spec: OrderSpec,
+        principal: Principal,
+        idempotency_key: str | None,
+        claim: tuple[str, datetime, bool],
+        now: datetime,
+    ) -> tuple[OrderDetail, bool]:
+        """Claim (source, external_reference) for the order, or find the order holding it;
+        then (re)start that order. Whoever holds the pair started it: the memo token derives
+        from the pair, so any create call with it recognises (and completes) the order."""
+        assert spec.external_reference is not None
+        source, reference = spec.source.value, spec.external_reference
+        order_id, at, created = claim
+        # Refusals first (a known customer with another email): a refused create claims nothing.
+        spec = await self._with_master(spec, principal.name)
+        token = hashlib.sha256(f"ref\0{source}\0{reference}".encode()).hexdigest()[:32]
+        row = OrderReferenceRow(
+            source=source,
+            external_reference=reference,
+            order_id=order_id,
+            created_by=principal.name,
+            created_at=at,
+        )
+        try:
+            async with self._sessions.begin() as session:
+                session.add(row)
+        except IntegrityError:
+            async with self._sessions() as session:
+                found = await session.get(OrderReferenceRow, (source, reference))
+            if found is None:  # pragma: no cover - the row that collided is gone
+                raise
             order_id, at, created = found.order_id, found.created_at, False
-            if await self.stored_state(order_id) is not None and await self._started_by(
-                order_id, token
-            ):
-                return await self.get(order_id), False
-        # The first attempt may have stopped before the order started: (re)start it now.
+            if idempotency_key is not None:
+                await self._follow_key(principal.name, idempotency_key, order_id)
+            if await self._claim_started(order_id, token, at):
+                return await self._holder(order_id, principal), False
         for _ in range(ID_ATTEMPTS):
             try:
-                return await self._start(order_id, spec, created_by, at, token), created
+                order, fresh = await self._launch(
+                    order_id, spec, principal.name, at, token, mastered=True
+                )
+                break
             except _IdTaken:
-                order_id = _new_id(now)
-                async with self._sessions.begin() as session:
-                    await session.execute(
-                        update(IdempotencyKeyRow)
-                        .where(IdempotencyKeyRow.principal == created_by)
-                        .where(IdempotencyKeyRow.key == idempotency_key)
-                        .values(order_id=order_id)
-                    )
-        raise _ids_exhausted()
+                order_id = await self._move_reference(source, reference, order_id, _new_id(now))
+                if idempotency_key is not None:
+                    await self._follow_key(principal.name, idempotency_key, order_id)
+        else:
+            raise _ids_exhausted()
+        if created and fresh:
+            return order, True
+        # Started by another call holding the pair: the order as it is (maybe with its body).
+        return await self._holder(order_id, principal), created
+
+    async def _claim_started(self, order_id: str, token: str, claimed_at: datetime) -> bool:
+        """Whether the order of another call's claim has started. A young claim is given
+        ``CLAIM_GRACE`` to start (its call is normally milliseconds from it), so concurrent
+        creates answer with the claimer's order rather than start it with their own body."""
+        while True:
+            if await self.stored_state(order_id) is not None or await self._running_with(
+                order_id, token
+            ):
+                return True
+            age = (datetime.now(UTC) - claimed_at).total_seconds()
+            if age >= CLAIM_GRACE:
+                return False  # the claiming call stopped before the start: complete it
+            await asyncio.sleep(min(0.05, CLAIM_GRACE - age))
+
+    async def _running_with(self, order_id: str, token: str) -> bool:
+        """Whether the engine has the order, started by a create call holding ``token``."""
+        try:
+            desc = await self.handle(order_id).describe()
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise unavailable(exc) from exc
+        return bool(await desc.memo_value(CREATION_MEMO, None) == token)
+
+    async def _move_reference(self, source: str, reference: str, old: str, fresh: str) -> str:
+        """The reference's order id after ``old`` turned out taken: ``fresh``, unless another
+        call moved it first (then the id it chose)."""
+        async with self._sessions.begin() as session:
+            moved = await session.execute(
+                update(OrderReferenceRow)
+                .where(OrderReferenceRow.source == source)
+                .where(OrderReferenceRow.external_reference == reference)
+                .where(OrderReferenceRow.order_id == old)
+                .values(order_id=fresh)
+            )
+            if moved.rowcount:  # type: ignore[attr-defined]
+                return fresh
+            current = await session.get(OrderReferenceRow, (source, reference))
+        if current is None:  # pragma: no cover - claims are never deleted
+            raise _ids_exhausted()
+        return current.order_id
+
+    async def _holder(self, order_id: str, principal: Principal) -> OrderDetail:
+        """The order holding a reference, as the caller may see it."""
+        try:
+            return await self.get(order_id, principal)
+        except ServiceError as exc:
+            if exc.kind is Kind.NOT_FOUND and principal.owner is not None:
+                raise ServiceError(
+                    Kind.CONFLICT,
+                    "external_reference: another order of this source already has this reference",
+                    code="reference_taken",
+                ) from None
+            raise
+
+    async def by_reference(self, source: OrderSource, external_reference: str) -> str | None:
+        """The id of the order holding (source, external_reference), if any (it may not
+        have started yet: a create with the same pair completes it)."""
+        async with self._sessions() as session:
+            found = await session.get(OrderReferenceRow, (source.value, external_reference))
+        return found.order_id if found else None
 
     async def _started_by(self, order_id: str, token: str) -> bool:
         """Whether the order with this id was started by the create call holding ``token``
@@ -203,7 +359,23 @@ class Orders:
     async def _start(
         self, order_id: str, spec: OrderSpec, created_by: str, at: datetime, token: str
     ) -> OrderDetail:
-        spec = await self._with_master(spec, created_by)
+        return (await self._launch(order_id, spec, created_by, at, token))[0]
+
+    async def _launch(
+        self,
+        order_id: str,
+        spec: OrderSpec,
+        created_by: str,
+        at: datetime,
+        token: str,
+        *,
+        mastered: bool = False,
+    ) -> tuple[OrderDetail, bool]:
+        """Start the order's workflow: the order as received, and whether this call started
+        it (False: a call holding the same token had). ``mastered``: ``spec`` has been through
+        :meth:`_with_master` already."""
+        if not mastered:
+            spec = await self._with_master(spec, created_by)
         inp = StartOrderInput(
             order_id=order_id,
             spec=spec,
@@ -223,12 +395,14 @@ class Orders:
         except WorkflowAlreadyStartedError:
             if not await self._started_by(order_id, token):
                 raise _IdTaken(order_id) from None
-            # else: a retry of a start that went through
+            fresh = False  # a retry of a start that went through
         except RPCError as exc:
             raise unavailable(exc) from exc
+        else:
+            fresh = True
         # The order as received: the workflow's own first event, built the same way here.
         record = Recorder(inp).record()
-        return order_detail(record.state, record.events)
+        return order_detail(record.state, record.events), fresh
 
     # --- read ---------------------------------------------------------------------------------
 
@@ -386,6 +560,7 @@ class Orders:
                         created_by=principal.owner if principal else None,
                         order_id=flt.order_id,
                         external_reference=flt.external_reference,
+                        source=flt.source.value if flt.source else None,
                     ),
                     limit=limit,
                     cursor=cursor,
@@ -404,6 +579,8 @@ class Orders:
                 created_by=r.created_by,
                 created_at=r.created_at,
                 updated_at=r.updated_at,
+                source=OrderSource(r.source),
+                external_reference=r.external_reference,
             )
             for r in rows
         ]

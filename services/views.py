@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from domain.events import OrderEvent, ParcelLine
-from domain.order import Address, Customer, PaymentMethod
+from domain.order import Address, Customer, OrderSource, PaymentMethod, TemplateRef
 from domain.policies import CreditDecision
 from domain.state import (
     ApprovalInfo,
@@ -71,6 +71,12 @@ class OrderDetail(BaseModel):
     payment_method: PaymentMethod = Field(description="The token is masked.")
     sales_rep: str | None = None
     external_reference: str | None = None
+    source: OrderSource = Field(
+        default=OrderSource.API, description="Where the order came from (eshop, erp, ...)."
+    )
+    template: TemplateRef | None = Field(
+        default=None, description="The order template (id, version) it was created from."
+    )
     credit: CreditDecision | None = None
     approval: ApprovalInfo
     payment: PaymentInfo
@@ -117,6 +123,8 @@ def order_detail(state: OrderState, events: Iterable[LoggedEvent]) -> OrderDetai
                 "payment_method",
                 "sales_rep",
                 "external_reference",
+                "source",
+                "template",
                 "credit",
                 "approval",
                 "payment",
@@ -152,6 +160,8 @@ class OrderSummary(BaseModel):
     created_by: str
     created_at: datetime
     updated_at: datetime
+    source: OrderSource = OrderSource.API
+    external_reference: str | None = None
 
 
 class OrderPage(BaseModel):

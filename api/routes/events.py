@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query
 
 from api.deps import ServicesDep, allow
 from api.routes.orders import ERRORS
+from domain.order import OrderSource
 from services.auth import Principal, Role, Scope
 from services.events import EventPage, events_after
 
@@ -28,6 +29,12 @@ async def list_events(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     type_: Annotated[list[str] | None, Query(alias="type", max_length=50)] = None,
     order_id: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9-]{1,32}$")] = None,
+    source: Annotated[
+        list[OrderSource] | None,
+        Query(max_length=len(OrderSource), description="Only orders from these sources."),
+    ] = None,
 ) -> EventPage:
     """Every event after the cursor, oldest first: at least once, ordered per order."""
-    return await events_after(services, after, limit=limit, types=type_, order_id=order_id)
+    return await events_after(
+        services, after, limit=limit, types=type_, order_id=order_id, sources=source
+    )

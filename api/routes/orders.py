@@ -17,7 +17,7 @@ from api.schemas import (
     ShipmentEventRequest,
     SplitShipmentRequest,
 )
-from domain.order import OrderSpec
+from domain.order import OrderSource, OrderSpec
 from domain.status import RESTING, OrderStatus
 from services.auth import Principal, Role, Scope
 from services.orders import OrderFilter, Outcome
@@ -95,7 +95,8 @@ def answer(outcome: Outcome, response: Response) -> OrderDetail:
     responses={
         200: {
             "model": OrderDetail,
-            "description": "Same Idempotency-Key and body: the order created before",
+            "description": "Same Idempotency-Key and body, or same source and "
+            "external_reference (any caller, any body): the order created before",
         }
     },
 )
@@ -107,6 +108,13 @@ async def create_order(
     idempotency_key: IdempotencyKey = None,
 ) -> OrderDetail:
     """Start an order; totals are computed here, never taken from the request."""
+    if spec.template is not None:  # only POST /orders/from-template/{id} may say so
+        raise ApiError(
+            422,
+            "invalid_input",
+            "template: set by POST /orders/from-template/{id}, not by the client",
+            fields=[{"field": "template", "reason": "set only when an order is made from one"}],
+        )
     order, created = await orders.create(spec, principal, idempotency_key)
     if not created:
         response.status_code = status.HTTP_200_OK
@@ -122,6 +130,15 @@ async def list_orders(
     customer_id: Annotated[str | None, Query(max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")] = None,
     created_from: datetime | None = None,
     created_to: datetime | None = None,
+    external_reference: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            pattern=r"^[^\x00-\x1f\x7f]+$",
+            description="Exact: the source system's own reference.",
+        ),
+    ] = None,
+    source: Annotated[OrderSource | None, Query(description="Where orders came from.")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> OrderPage:
@@ -131,6 +148,8 @@ async def list_orders(
         customer_id=customer_id,
         created_from=utc(created_from, "query.created_from"),
         created_to=utc(created_to, "query.created_to"),
+        external_reference=external_reference,
+        source=source,
     )
     return await orders.list(flt, limit=limit, cursor=cursor, principal=principal)
 

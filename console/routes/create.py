@@ -29,7 +29,7 @@ from console.auth import Sales, ServicesDep, Viewer
 from console.i18n import translator
 from console.web import language_of, page, redirect
 from domain.money import CURRENCY_EXPONENTS, check_amount, check_currency
-from domain.order import MAX_LINES, OrderLine, OrderSpec, PaymentType
+from domain.order import MAX_LINES, OrderLine, OrderSource, OrderSpec, PaymentType
 from services.context import Services
 from services.errors import Kind, ServiceError
 from services.orders import Orders
@@ -150,6 +150,7 @@ class OrderForm:
             },
             "sales_rep": v("sales_rep") or None,
             "external_reference": v("external_reference") or None,
+            "source": OrderSource.CONSOLE.value,
         }
 
 

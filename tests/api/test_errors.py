@@ -184,9 +184,13 @@ async def test_idempotency_key_same_body_same_order_other_body_409(api: Api) -> 
     conflict = await api.http.post("/orders", json=changed, headers=headers)
     assert conflict.status_code == 409
     assert conflict.json()["error"]["code"] == "idempotency_conflict"
-    # the key is per caller: another system may use the same key for its own order
+    # the key is per caller: another system may use the same key for its own order (with its
+    # own reference: the same source and reference would be the first order, see
+    # tests/api/test_order_source.py)
     other = await api.http.post(
-        "/orders", json=payload, headers={**api.auth("root"), "Idempotency-Key": "eshop-order-1001"}
+        "/orders",
+        json=dict(payload, external_reference="ROOT-1001"),
+        headers={**api.auth("root"), "Idempotency-Key": "eshop-order-1001"},
     )
     assert other.status_code == 201
     assert other.json()["id"] != first.json()["id"]

@@ -28,7 +28,7 @@ CACHE_TTL = timedelta(milliseconds=300)
 # route that needs no key). Until api/routes/codec.py marks its sign-in pages public:
 # The rules of this part's routes, stated once more: changing one is a conscious change.
 SYSTEM, APPROVER, SUPPORT = Role.SYSTEM, Role.APPROVER, Role.SUPPORT
-EXPECTED: dict[tuple[str, str], tuple[set[Role], Scope, bool]] = {
+EXPECTED: dict[tuple[str, str], tuple[set[Role], Scope | None, bool]] = {
     ("POST", "/orders"): ({SYSTEM}, Scope.ORDERS_CREATE, True),
     ("GET", "/orders"): ({SYSTEM, APPROVER, SUPPORT}, Scope.ORDERS_READ, True),
     ("GET", "/orders/{order_id}"): ({SYSTEM, APPROVER, SUPPORT}, Scope.ORDERS_READ, True),
@@ -57,6 +57,22 @@ EXPECTED: dict[tuple[str, str], tuple[set[Role], Scope, bool]] = {
     ("GET", "/keys"): (set(), Scope.KEYS_ADMIN, False),
     ("POST", "/keys/{key_id}/revoke"): (set(), Scope.KEYS_ADMIN, False),
     ("POST", "/keys/{key_id}/rotate"): (set(), Scope.KEYS_ADMIN, False),
+    # Public (api.deps.public): the sender's Standard Webhooks signature authenticates.
+    ("POST", "/inbound/carriers/{sender}"): (set(), None, True),
+    ("POST", "/inbound/payments/{sender}"): (set(), None, True),
+    ("PUT", "/prices/{sku:path}"): ({SUPPORT}, Scope.PRICES_WRITE, False),
+    ("GET", "/prices"): ({SYSTEM, SUPPORT}, Scope.PRICES_READ, True),
+    ("POST", "/templates"): ({SYSTEM, SUPPORT}, Scope.TEMPLATES_WRITE, False),
+    ("GET", "/templates"): ({SYSTEM, APPROVER, SUPPORT}, Scope.TEMPLATES_READ, False),
+    ("GET", "/templates/{template_id}"): ({SYSTEM, APPROVER, SUPPORT}, Scope.TEMPLATES_READ, False),
+    ("PUT", "/templates/{template_id}"): ({SYSTEM, SUPPORT}, Scope.TEMPLATES_WRITE, False),
+    ("PATCH", "/templates/{template_id}"): ({SYSTEM, SUPPORT}, Scope.TEMPLATES_WRITE, False),
+    ("POST", "/templates/{template_id}/archive"): ({SYSTEM, SUPPORT}, Scope.TEMPLATES_WRITE, False),
+    ("POST", "/orders/from-template/{template_id}"): (
+        {SYSTEM, SUPPORT},
+        Scope.ORDERS_CREATE,
+        False,
+    ),
 }
 # Path parameters of the matrix: nothing that exists, so no request changes anything.
 SAMPLES = {"order_id": "SO-NOPE-1", "key_id": str(2**31 - 1)}

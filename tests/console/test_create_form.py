@@ -144,8 +144,17 @@ async def test_the_form_creates_one_order_even_when_posted_twice(
     )
     assert [o["id"] for o in listed] == [order_id]
 
-    # a new form (a new key) is a new order
-    second = await sales.post("/console/orders/new", form(customer, form_key=await form_key(sales)))
+    # a new form (a new key) with the same reference is that order: (console, reference) is
+    # unique; with another reference it is a new order
+    same_ref = await sales.post(
+        "/console/orders/new", form(customer, form_key=await form_key(sales))
+    )
+    assert (same_ref.status_code, same_ref.headers["location"]) == (303, target)
+    assert order["source"] == "console"
+    other_ref = {"external_reference": f"FORM2-{customer}"}
+    second = await sales.post(
+        "/console/orders/new", form(customer, form_key=await form_key(sales), **other_ref)
+    )
     assert second.status_code == 303
     assert second.headers["location"] != target
 
@@ -251,7 +260,11 @@ async def test_bad_input_names_the_fields_and_creates_nothing(
     known = form(customer, form_key=await form_key(sales))
     made = await sales.post("/console/orders/new", known)
     assert made.status_code == 303
-    other = form(customer, form_key=await form_key(sales), **{"customer.email": "eve@example.com"})
+    other = form(
+        customer,
+        form_key=await form_key(sales),
+        **{"customer.email": "eve@example.com", "external_reference": f"FORM2-{customer}"},
+    )
     refused = await sales.post("/console/orders/new", other)
     assert refused.status_code == 409
     assert "<code>customer.email</code>" in refused.text

@@ -276,8 +276,9 @@ async def test_run_command_serves_orders_stops_on_ctrl_c_and_keeps_state(tmp_pat
             await wait_status(http, order["id"], "fulfilling")
             await carrier(http, order["id"], "picked_up", "in_transit", "delivered")
             done = await wait_status(http, order["id"], "completed")
-            # A second order is left running across the restart.
-            running = await create(http, example)
+            # A second order is left running across the restart (its own reference: the
+            # same source and reference would be the first order again).
+            running = await create(http, {**example, "external_reference": "ESHOP-1002"})
             await wait_status(http, running["id"], "fulfilling")
         await stop_and_check(first)
 
