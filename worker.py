@@ -19,12 +19,13 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.credit import CreditActivities
 from activities.customers import CustomerActivities
+from activities.imports import ImportActivities
 from activities.inventory import InventoryActivities
 from activities.notify import NotifyActivities
 from activities.payment import PaymentActivities
 from activities.projection import ProjectionActivities
 from activities.shipping import ShippingActivities
-from config import Settings, get_settings, load_keyring
+from config import Settings, get_settings, load_keyring, load_policy
 from db.session import SessionFactory, make_engine, make_sessionmaker
 from db.vault import Vault
 from integrations.carrier import SimulatedCarrier
@@ -33,15 +34,19 @@ from integrations.inventory import SimulatedInventory
 from integrations.mail import OutboxMailer
 from integrations.payment import SimulatedGateway
 from security.keyring import KeyConfigError
+from services.context import Services
 from services.tracking import TrackingLinks
 from workflows.classify import ClassifyCustomersWorkflow, ensure_schedule
 from workflows.client import connect
+from workflows.imports import ImportWorkflow
 from workflows.order import OrderWorkflow
 
 log = logging.getLogger("orderly.worker")
 
 
-def build_activities(settings: Settings, sessions: SessionFactory) -> list[Callable[..., Any]]:
+def build_activities(
+    settings: Settings, sessions: SessionFactory, client: Client
+) -> list[Callable[..., Any]]:
     """Activities wired to the simulators; swap a simulator here for a real provider."""
     keyring = load_keyring(settings)
     vault = Vault(keyring)
@@ -67,6 +72,16 @@ def build_activities(settings: Settings, sessions: SessionFactory) -> list[Calla
     notify = NotifyActivities(OutboxMailer(sessions, vault), links.url)
     projection = ProjectionActivities(sessions, vault)
     customers = CustomerActivities.from_settings(settings, sessions)
+    # Imports start orders through the same use case as the API (services.orders).
+    imports = ImportActivities(
+        Services(
+            settings=settings,
+            client=client,
+            sessions=sessions,
+            approval_policy=load_policy(settings.approval_policy_file),
+            keyring=keyring,
+        )
+    )
     return [
         credit.check_credit,
         inventory.reserve_stock,
@@ -80,10 +95,13 @@ def build_activities(settings: Settings, sessions: SessionFactory) -> list[Calla
         projection.project_order,
         customers.count_customers,
         customers.classify_customers,
+        imports.validate_import,
+        imports.start_import_batch,
+        imports.finish_import,
     ]
 
 
-WORKFLOWS = [OrderWorkflow, ClassifyCustomersWorkflow]
+WORKFLOWS = [OrderWorkflow, ClassifyCustomersWorkflow, ImportWorkflow]
 
 
 LAZY_IMPORTS = ("email_validator", "idna", "dns")  # what pydantic's e-mail validation imports
@@ -106,7 +124,7 @@ def build_worker(client: Client, settings: Settings, sessions: SessionFactory) -
         client,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
-        activities=build_activities(settings, sessions),
+        activities=build_activities(settings, sessions, client),
         max_cached_workflows=settings.max_cached_workflows,
         workflow_runner=workflow_runner(strict=settings.strict_sandbox),
         # A dead worker's sticky queue hands its orders back after this (default 10 s).

@@ -22,6 +22,8 @@ STATUS = {
     Kind.CONFLICT: 409,
     Kind.UNAVAILABLE: 503,
     Kind.FAILED: 502,
+    Kind.TOO_LARGE: 413,
+    Kind.UNSUPPORTED: 415,
 }
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     String,
@@ -554,3 +555,59 @@ class InboundDeliveryRow(Base):
     received_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
     claimed_at: Mapped[datetime] = mapped_column(UtcDateTime())
     done_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+# --- spreadsheet imports (services.imports, activities.imports) ---------------------------------
+
+
+class ImportRow(Base):
+    """One spreadsheet import: its options, status and counts (written by the import's
+    activities as the work goes on). The uploaded file is kept sealed (``security.sealing``)
+    only until the import ends; the report keeps the problems and the rows they are on."""
+
+    __tablename__ = "imports"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    format: Mapped[str] = mapped_column(String(8), doc="csv | xlsx")
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    mode: Mapped[str] = mapped_column(String(16), doc="all-or-nothing | skip-invalid")
+    dry_run: Mapped[bool] = mapped_column(Boolean)
+    status: Mapped[str] = mapped_column(String(16), doc="domain.imports.ImportStatus")
+    counts: Mapped[dict[str, Any]] = mapped_column(doc="services.imports.ImportCounts")
+    error: Mapped[str | None] = mapped_column(Text, nullable=True, doc="Why it failed.")
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    file: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, doc="Sealed upload.")
+    report: Mapped[bytes | None] = mapped_column(
+        LargeBinary, nullable=True, doc="Sealed problems with the header and their rows."
+    )
+
+    __table_args__ = (
+        Index("ix_imports_created_at", "created_at", "id"),
+        Index("ix_imports_created_by", "created_by", "created_at"),
+    )
+
+
+class ImportOrderRow(Base):
+    """One valid order of an import, in file order (``seq``), with its spec sealed until it
+    is started; then the order id (``started``: created by this import; ``existing``: the
+    reference was already imported; ``failed``: refused at start, ``message`` says why)."""
+
+    __tablename__ = "import_orders"
+
+    import_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("imports.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_ref: Mapped[str] = mapped_column(String(64))
+    first_row: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), doc="pending|started|existing|failed|cancelled")
+    spec: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    attempted_at: Mapped[datetime | None] = mapped_column(
+        UtcDateTime(), nullable=True, doc="When a batch first tried to start it."
+    )
+    order_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -89,6 +89,7 @@ from domain.order import (
     Address,
     Customer,
     OrderLine,
+    OrderSource,
     OrderSpec,
     PaymentMethod,
     Sku,
@@ -102,6 +103,8 @@ Severity = Literal["error", "warning", "info"]
 CustomerCheck = Literal["known", "new", "mismatch"]
 IsKnownCustomer = Callable[[str, str], CustomerCheck]
 AlreadyImported = Callable[[str], str | None]
+Progress = Callable[[int], None]  # rows validated so far
+PROGRESS_EVERY = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,8 +327,10 @@ class _Validator:
         known_skus: Collection[str],
         is_known_customer: IsKnownCustomer | None,
         already_imported: AlreadyImported | None,
+        progress: Progress | None = None,
     ) -> None:
         self.table = table
+        self.progress = progress
         self.index = index
         self.known_skus = known_skus
         self.is_known_customer = is_known_customer
@@ -386,7 +391,12 @@ class _Validator:
         valid: dict[str, OrderSpec] = {}
         skipped: dict[str, str] = {}
         invalid: list[str] = []
+        done = reported = len(self.table.rows) - sum(len(o.rows) for o in orders.values())
         for ref, order in orders.items():
+            done += len(order.rows)
+            if self.progress is not None and done - reported >= PROGRESS_EVERY:
+                self.progress(done)
+                reported = done
             spec = self.order(order, skipped)
             if spec is not None:
                 valid[ref] = spec
@@ -398,6 +408,8 @@ class _Validator:
             self.problems,
             key=lambda p: (p.row or 0, order_of.get(p.column or "", len(order_of))),
         )
+        if self.progress is not None:
+            self.progress(len(self.table.rows))
         counts = Counts(
             rows=len(self.table.rows),
             rows_invalid=len(self.bad_rows),
@@ -475,6 +487,7 @@ class _Validator:
                 payment_method=payment,
                 sales_rep=sales_rep,
                 external_reference=order.ref,
+                source=OrderSource.IMPORT,
             )
         except ValidationError as exc:
             for error in exc.errors():
@@ -742,6 +755,7 @@ def validate(
     known_skus: Collection[str],
     is_known_customer: IsKnownCustomer | None = None,
     already_imported: AlreadyImported | None = None,
+    progress: Progress | None = None,
 ) -> Validation:
     """Check every row and every field of an import table; see the module docstring.
 
@@ -749,9 +763,11 @@ def validate(
     email)`` answers from the customer master ("mismatch": the id is on record with another
     email); it is asked once per distinct pair. ``already_imported(order_ref)`` returns the id of
     the order an earlier import created for that reference, or None; it is asked once per order.
+    ``progress(rows)`` is called every ``PROGRESS_EVERY`` rows and at the end (from the
+    validating thread).
     Raises ``ImportFileError`` for a header problem (no known column, a required one missing).
     """
     index, warnings = map_header(table)
-    validator = _Validator(table, index, known_skus, is_known_customer, already_imported)
+    validator = _Validator(table, index, known_skus, is_known_customer, already_imported, progress)
     validator.problems.extend(warnings)
     return validator.run()

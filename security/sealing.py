@@ -30,3 +30,19 @@ def unseal_data(ring: KeyRing, aad: bytes, value: str) -> dict[str, object] | No
     except (binascii.Error, ValueError, TypeError):  # ring errors are ValueErrors
         return None
     return data if isinstance(data, dict) else None
+
+
+def seal_bytes(ring: KeyRing, aad: bytes, data: bytes) -> bytes:
+    """``data`` sealed for storage (an uploaded file, a report): ``<key id>\\n`` + nonce +
+    ciphertext + tag; ``aad`` names what it is and whose, as for :func:`seal_data`."""
+    key_id, blob = ring.encrypt(data, aad)
+    return key_id.encode() + b"\n" + blob
+
+
+def unseal_bytes(ring: KeyRing, aad: bytes, sealed: bytes) -> bytes:
+    """What :func:`seal_bytes` sealed with the same ``aad``; raises the ring's errors (a
+    ValueError) for anything else, since stored data that fails to open is a fault."""
+    key_id, sep, blob = sealed.partition(b"\n")
+    if not sep:
+        raise ValueError("sealed data has no key id")
+    return ring.decrypt(key_id.decode(), blob, aad)

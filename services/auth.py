@@ -52,6 +52,8 @@ class Scope(StrEnum):
     PRICES_WRITE = "prices:write"  # PUT /prices/{sku}
     TEMPLATES_READ = "templates:read"  # GET /templates, /templates/{id}
     TEMPLATES_WRITE = "templates:write"  # create, edit, archive templates
+    IMPORTS_READ = "imports:read"  # GET /imports, an import, its report, the template
+    IMPORTS_WRITE = "imports:write"  # POST /imports (starts orders), cancel an import
 
 
 class Principal(BaseModel):

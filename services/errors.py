@@ -14,6 +14,8 @@ class Kind(StrEnum):
     CONFLICT = "conflict"  # e.g. an idempotency key reused with another body
     UNAVAILABLE = "unavailable"  # the engine or the database is down: retry later
     FAILED = "command_failed"  # the order could not process the command
+    TOO_LARGE = "too_large"  # an upload over its limit
+    UNSUPPORTED = "unsupported_media_type"  # an upload of a kind we do not read
 
 
 class ServiceError(Exception):

@@ -1,0 +1,537 @@
+"""Import activities: validate an uploaded file, start its orders one batch at a time, finish.
+
+The file never travels through workflow history: the activities read it (sealed) from the
+``imports`` row by the import's id, and write their progress to that row as they go, so a
+client reads live counts from the database. Each is idempotent:
+
+- ``validate_import`` stores its outcome (the valid orders, sealed, in ``import_orders``, and
+  the report) in one transaction with the status change; a retry after that returns the stored
+  counts; a retry before it validates again;
+- ``start_import_batch`` starts each pending order through ``Orders.create`` with source
+  ``import`` and ``external_reference`` = the order_ref, so the database's unique claim of that
+  pair (never the upload, never the run) makes a second start of the same order a no-op that
+  answers with the first order;
+- ``finish_import`` only moves a running import to its final status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from db.models import (
+    CustomerRow,
+    ImportOrderRow,
+    ImportRow,
+    OrderReferenceRow,
+    PriceRow,
+    StockItemRow,
+)
+from domain.import_formats import ImportFileError, Table, read_table
+from domain.imports import (
+    CustomerCheck,
+    ImportMode,
+    Problem,
+    Validation,
+    blocked,
+    normalize_header,
+    validate,
+)
+from domain.order import OrderSource, OrderSpec
+from security.sealing import seal_bytes, unseal_bytes
+from services.auth import Principal, Role
+from services.context import Services
+from services.errors import Kind, ServiceError
+from services.orders import Orders
+
+log = logging.getLogger("orderly.imports")
+CHUNK = 500  # rows of an IN (...) lookup
+PROGRESS_WRITE_EVERY = 1.0  # seconds between progress writes while validating
+
+
+class _Contract(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class ImportStatus:
+    """An import's status (``imports.status``)."""
+
+    VALIDATING = "validating"
+    STARTING = "starting"
+    COMPLETED = "completed"  # also a dry run's end, and an import with nothing to start
+    BLOCKED = "blocked"  # all-or-nothing with errors: nothing started
+    CANCELLED = "cancelled"  # stopped on request; orders started before stay
+    FAILED = "failed"  # the file could not be read (a file-level problem)
+
+    FINAL = frozenset({COMPLETED, BLOCKED, CANCELLED, FAILED})
+
+
+class ImportCounts(_Contract):
+    """Rows and orders of an import, as far as it has got."""
+
+    rows: int = 0
+    rows_validated: int = 0
+    rows_invalid: int = Field(default=0, description="Rows with at least one error.")
+    orders: int = Field(default=0, description="Distinct order_refs in the file.")
+    orders_valid: int = 0
+    orders_invalid: int = 0
+    orders_skipped: int = Field(default=0, description="Imported before: not started again.")
+    errors: int = 0
+    warnings: int = 0
+    to_start: int = Field(default=0, description="Orders this import starts (0 in a dry run).")
+    started: int = Field(default=0, description="Orders this import created.")
+    existing: int = Field(
+        default=0, description="Orders found already created (e.g. by an overlapping import)."
+    )
+    failed: int = Field(default=0, description="Orders refused at start (see the report).")
+    cancelled: int = Field(default=0, description="Orders not started: the import was cancelled.")
+
+
+class ImportInput(_Contract):
+    """One import workflow run (``ImportWorkflow``); later runs carry the cursor on."""
+
+    import_id: str
+    batch_size: int = Field(default=100, ge=1, le=1000)
+    batches_per_run: int = Field(default=100, ge=1, description="Then continue as new.")
+    validate_timeout: timedelta = timedelta(minutes=15)
+    batch_timeout: timedelta = timedelta(minutes=5)
+    heartbeat_timeout: timedelta = timedelta(seconds=30)
+    validated: bool = Field(default=False, description="Carried over: validation is done.")
+    after: int = Field(default=-1, description="Carried over: the last order (seq) handled.")
+    counts: ImportCounts | None = Field(default=None, description="Carried over.")
+
+
+class ImportProgress(_Contract):
+    """The workflow's ``progress`` query."""
+
+    status: str
+    counts: ImportCounts
+    cancel_requested: bool = False
+    runs: int = 1
+
+
+class ImportRef(_Contract):
+    import_id: str
+
+
+class StartBatch(_Contract):
+    import_id: str
+    after: int
+    limit: int
+
+
+class StageResult(_Contract):
+    status: str
+    counts: ImportCounts
+    last_seq: int | None = Field(default=None, description="Last order handled; None: done.")
+
+
+class FinishImport(_Contract):
+    import_id: str
+    cancelled: bool
+
+
+# --- sealing and the report blob ----------------------------------------------------------------
+
+
+def file_aad(import_id: str) -> bytes:
+    return f"import-file:{import_id}".encode()
+
+
+def report_aad(import_id: str) -> bytes:
+    return f"import-report:{import_id}".encode()
+
+
+def spec_aad(import_id: str, seq: int) -> bytes:
+    return f"import-order:{import_id}:{seq}".encode()
+
+
+def problem_row(p: Problem) -> list[Any]:
+    return [p.row, p.column, p.value, p.code, p.message, p.severity, p.order_ref]
+
+
+def report_blob(table: Table, problems: Sequence[Problem]) -> bytes:
+    """The report as stored: the header and only the rows that have a problem."""
+    wanted = {p.row for p in problems if p.row is not None}
+    rows = {str(r.number): list(r.cells) for r in table.rows if r.number in wanted}
+    body = {
+        "header": list(table.header),
+        "header_row": table.header_row,
+        "format": table.format,
+        "rows": rows,
+        "problems": [problem_row(p) for p in problems],
+    }
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def _principal(row: ImportRow) -> Principal:
+    return Principal(name=row.created_by, roles=frozenset({Role.SYSTEM}))
+
+
+class _Progress:
+    """Rows validated, set from the validating thread and read by the writer loop."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+
+    def __call__(self, rows: int) -> None:
+        self.rows = rows
+
+
+class ImportActivities:
+    def __init__(self, services: Services, *, concurrency: int = 16) -> None:
+        self._s = services
+        self._sessions = services.sessions
+        self._ring = services.keyring
+        self._concurrency = concurrency
+
+    # --- validate -------------------------------------------------------------------------
+
+    @activity.defn(name="validate_import")
+    async def validate_import(self, ref: ImportRef) -> StageResult:
+        """Validate the whole file and store the outcome (see the module docstring)."""
+        import_id = ref.import_id
+        async with self._sessions() as session:
+            row = await self._row(session, import_id)
+            if row.status != ImportStatus.VALIDATING:  # a retry after the outcome was stored
+                return StageResult(status=row.status, counts=ImportCounts(**row.counts))
+            if row.file is None:
+                raise ApplicationError(f"import {import_id} has no file", non_retryable=True)
+            data = unseal_bytes(self._ring, file_aad(import_id), row.file)
+            filename, mode, dry_run = row.filename, ImportMode(row.mode), row.dry_run
+        try:
+            table = await asyncio.to_thread(read_table, data, filename)
+        except ImportFileError as exc:  # the API checked it; a changed limit can still refuse
+            return await self._fail(import_id, exc.message)
+        del data
+        lookups = await self._lookups(table)
+        progress = _Progress()
+        work = asyncio.ensure_future(
+            asyncio.to_thread(
+                validate,
+                table,
+                known_skus=lookups.skus,
+                is_known_customer=lookups.customer,
+                already_imported=lookups.imported.get,
+                progress=progress,
+            )
+        )
+        while True:
+            done, _ = await asyncio.wait({work}, timeout=PROGRESS_WRITE_EVERY)
+            activity.heartbeat(progress.rows)
+            if done:
+                break
+            await self._counts(import_id, rows_validated=progress.rows)
+        try:
+            result = work.result()
+        except ImportFileError as exc:
+            return await self._fail(import_id, exc.message)
+        return await self._store(import_id, table, result, mode, dry_run)
+
+    async def _lookups(self, table: Table) -> _Lookups:
+        """What validation asks of the database, fetched up front (it runs in a thread)."""
+        column = {normalize_header(h): i for i, h in reversed(list(enumerate(table.header)))}
+
+        def values(name: str) -> set[str]:
+            i = column.get(name)
+            return {r.get(i).strip() for r in table.rows} - {""} if i is not None else set()
+
+        refs, customer_ids = values("order_ref"), values("customer_id")
+        async with self._sessions() as session:
+            skus = set(await session.scalars(select(StockItemRow.sku)))
+            skus |= set(await session.scalars(select(PriceRow.sku).distinct()))
+            imported: dict[str, str] = {}
+            for chunk in _chunks(refs):
+                found = await session.execute(
+                    select(OrderReferenceRow.external_reference, OrderReferenceRow.order_id)
+                    .where(OrderReferenceRow.source == OrderSource.IMPORT.value)
+                    .where(OrderReferenceRow.external_reference.in_(chunk))
+                )
+                imported.update(dict(found.all()))
+            emails: dict[str, str] = {}
+            for chunk in _chunks(customer_ids):
+                rows = list(
+                    await session.execute(
+                        select(CustomerRow.id, CustomerRow.email).where(CustomerRow.id.in_(chunk))
+                    )
+                )
+                opened = await self._s.vault.open_texts(session, [(i, e) for i, e in rows], "email")
+                emails.update({cid: email for (cid, _), email in zip(rows, opened, strict=True)})
+        return _Lookups(skus, emails, imported)
+
+    async def _store(
+        self,
+        import_id: str,
+        table: Table,
+        result: Validation,
+        mode: ImportMode,
+        dry_run: bool,
+    ) -> StageResult:
+        v = result.counts
+        starting = not dry_run and not blocked(result, mode) and bool(result.orders)
+        counts = ImportCounts(
+            rows=v.rows,
+            rows_validated=v.rows,
+            rows_invalid=v.rows_invalid,
+            orders=v.orders,
+            orders_valid=v.orders_valid,
+            orders_invalid=v.orders_invalid,
+            orders_skipped=v.orders_skipped,
+            errors=v.errors,
+            warnings=v.warnings,
+            to_start=len(result.orders) if starting else 0,
+        )
+        if starting:
+            status = ImportStatus.STARTING
+        elif blocked(result, mode) and not dry_run:
+            status = ImportStatus.BLOCKED
+        else:
+            status = ImportStatus.COMPLETED
+        report = seal_bytes(self._ring, report_aad(import_id), report_blob(table, result.problems))
+        by_number = {r.number: r.cells for r in table.rows}
+        values = []
+        if starting:
+            for seq, (ref, spec) in enumerate(result.orders.items()):
+                first = result.order_rows[ref][0]
+                body = {"spec": spec.model_dump(mode="json"), "row": list(by_number[first])}
+                values.append(
+                    {
+                        "import_id": import_id,
+                        "seq": seq,
+                        "order_ref": ref,
+                        "first_row": first,
+                        "status": "pending",
+                        "spec": seal_bytes(
+                            self._ring, spec_aad(import_id, seq), json.dumps(body).encode()
+                        ),
+                    }
+                )
+        now = datetime.now(UTC)
+        async with self._sessions.begin() as session:
+            await session.execute(
+                delete(ImportOrderRow).where(ImportOrderRow.import_id == import_id)
+            )
+            for chunk in _chunks(values):
+                await session.execute(insert(ImportOrderRow), chunk)
+            final = status in ImportStatus.FINAL
+            await session.execute(
+                update(ImportRow)
+                .where(ImportRow.id == import_id, ImportRow.status == ImportStatus.VALIDATING)
+                .values(
+                    status=status,
+                    counts=counts.model_dump(),
+                    report=report,
+                    updated_at=now,
+                    finished_at=now if final else None,
+                    file=None if final else ImportRow.file,
+                )
+            )
+        log.info("import %s validated: %s, %s orders to start", import_id, status, counts.to_start)
+        return StageResult(status=status, counts=counts)
+
+    async def _fail(self, import_id: str, message: str) -> StageResult:
+        now = datetime.now(UTC)
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(ImportRow)
+                .where(ImportRow.id == import_id)
+                .values(
+                    status=ImportStatus.FAILED,
+                    error=message,
+                    updated_at=now,
+                    finished_at=now,
+                    file=None,
+                )
+            )
+            row = await self._row(session, import_id)
+            counts = ImportCounts(**row.counts)
+        return StageResult(status=ImportStatus.FAILED, counts=counts)
+
+    # --- start ----------------------------------------------------------------------------
+
+    @activity.defn(name="start_import_batch")
+    async def start_import_batch(self, req: StartBatch) -> StageResult:
+        """Start the next ``limit`` orders after seq ``after`` (those still pending)."""
+        async with self._sessions() as session:
+            row = await self._row(session, req.import_id)
+            principal = _principal(row)
+            batch = list(
+                await session.scalars(
+                    select(ImportOrderRow)
+                    .where(ImportOrderRow.import_id == req.import_id)
+                    .where(ImportOrderRow.seq > req.after)
+                    .order_by(ImportOrderRow.seq)
+                    .limit(req.limit)
+                )
+            )
+        pending = [item for item in batch if item.status == "pending"]
+        if pending:  # when this batch was first tried: claims made since are this import's
+            async with self._sessions.begin() as session:
+                await session.execute(
+                    update(ImportOrderRow)
+                    .where(ImportOrderRow.import_id == req.import_id)
+                    .where(ImportOrderRow.seq.in_([i.seq for i in pending]))
+                    .where(ImportOrderRow.attempted_at.is_(None))
+                    .values(attempted_at=datetime.now(UTC))
+                )
+                attempted = dict(
+                    (
+                        await session.execute(
+                            select(ImportOrderRow.seq, ImportOrderRow.attempted_at)
+                            .where(ImportOrderRow.import_id == req.import_id)
+                            .where(ImportOrderRow.seq.in_([i.seq for i in pending]))
+                        )
+                    ).all()
+                )
+        orders = Orders(self._s)
+        gate = asyncio.Semaphore(self._concurrency)
+        outcomes: dict[int, dict[str, Any]] = {}
+
+        async def start(item: ImportOrderRow) -> None:
+            async with gate:
+                outcomes[item.seq] = await self._start_one(
+                    orders, principal, item, attempted[item.seq]
+                )
+            activity.heartbeat(len(outcomes))
+
+        try:
+            await asyncio.gather(*(start(item) for item in pending))
+        finally:  # what went through is recorded even when the batch must be retried
+            if outcomes:
+                async with self._sessions.begin() as session:
+                    await session.execute(
+                        update(ImportOrderRow),
+                        [
+                            {"import_id": req.import_id, "seq": seq, **outcome}
+                            for seq, outcome in outcomes.items()
+                        ],
+                    )
+        counts = await self._recount(req.import_id)
+        last = batch[-1].seq if len(batch) == req.limit else None
+        return StageResult(status=ImportStatus.STARTING, counts=counts, last_seq=last)
+
+    async def _start_one(
+        self,
+        orders: Orders,
+        principal: Principal,
+        item: ImportOrderRow,
+        attempted_at: datetime | None,
+    ) -> dict[str, Any]:
+        assert item.spec is not None
+        body = json.loads(unseal_bytes(self._ring, spec_aad(item.import_id, item.seq), item.spec))
+        spec = OrderSpec.model_validate(body["spec"])
+        try:
+            order, created = await orders.create(spec, principal, None)
+        except ServiceError as exc:
+            if exc.kind is Kind.UNAVAILABLE:
+                raise  # the activity retries; the orders of this batch started so far stay
+            return {"status": "failed", "message": f"{exc.code}: {exc.message}"}
+        if not created and attempted_at is not None:
+            # A retried batch: the first try may have created it (claimed after it began).
+            async with self._sessions() as session:
+                claim = await session.get(
+                    OrderReferenceRow, (OrderSource.IMPORT.value, item.order_ref)
+                )
+            created = claim is not None and claim.created_at >= attempted_at
+        return {
+            "status": "started" if created else "existing",
+            "order_id": order.id,
+            "spec": None,
+        }
+
+    async def _recount(self, import_id: str) -> ImportCounts:
+        """Tally the orders by status into the import's counts (so retries count right)."""
+        async with self._sessions.begin() as session:
+            tally = dict(
+                (
+                    await session.execute(
+                        select(ImportOrderRow.status, func.count())
+                        .where(ImportOrderRow.import_id == import_id)
+                        .group_by(ImportOrderRow.status)
+                    )
+                ).all()
+            )
+            row = await self._row(session, import_id)
+            counts = ImportCounts(**row.counts).model_copy(
+                update={
+                    k: int(tally.get(k, 0)) for k in ("started", "existing", "failed", "cancelled")
+                }
+            )
+            row.counts = counts.model_dump()
+            row.updated_at = datetime.now(UTC)
+        return counts
+
+    # --- finish ---------------------------------------------------------------------------
+
+    @activity.defn(name="finish_import")
+    async def finish_import(self, req: FinishImport) -> StageResult:
+        """Mark what is left cancelled (if so), drop the file and the started orders' specs."""
+        async with self._sessions.begin() as session:
+            if req.cancelled:
+                await session.execute(
+                    update(ImportOrderRow)
+                    .where(ImportOrderRow.import_id == req.import_id)
+                    .where(ImportOrderRow.status == "pending")
+                    .values(status="cancelled", spec=None)
+                )
+        counts = await self._recount(req.import_id)
+        status = ImportStatus.CANCELLED if req.cancelled else ImportStatus.COMPLETED
+        now = datetime.now(UTC)
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(ImportRow)
+                .where(ImportRow.id == req.import_id)
+                .where(ImportRow.status.not_in(ImportStatus.FINAL))
+                .values(status=status, updated_at=now, finished_at=now, file=None)
+            )
+            row = await self._row(session, req.import_id)
+        return StageResult(status=row.status, counts=counts)
+
+    # --- helpers --------------------------------------------------------------------------
+
+    @staticmethod
+    async def _row(session: AsyncSession, import_id: str) -> ImportRow:
+        row = await session.get(ImportRow, import_id)
+        if row is None:
+            raise ApplicationError(f"import {import_id} not found", non_retryable=True)
+        return row
+
+    async def _counts(self, import_id: str, **changes: int) -> None:
+        async with self._sessions.begin() as session:
+            row = await self._row(session, import_id)
+            row.counts = {**row.counts, **changes}
+            row.updated_at = datetime.now(UTC)
+
+
+class _Lookups:
+    """The catalogue's SKUs, known customers' emails, and order_refs imported before."""
+
+    def __init__(self, skus: set[str], emails: dict[str, str], imported: dict[str, str]) -> None:
+        self.skus, self.emails, self.imported = skus, emails, imported
+
+    def customer(self, customer_id: str, email: str) -> CustomerCheck:
+        on_file = self.emails.get(customer_id)
+        if on_file is None:
+            return "new"
+        return "known" if on_file.casefold() == email.casefold() else "mismatch"
+
+
+def _chunks(items: Iterable[Any]) -> Iterable[list[Any]]:
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == CHUNK:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
