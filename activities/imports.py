@@ -57,6 +57,7 @@ from services.orders import Orders
 log = logging.getLogger("orderly.imports")
 CHUNK = 500  # rows of an IN (...) lookup
 PROGRESS_WRITE_EVERY = 1.0  # seconds between progress writes while validating
+HEARTBEAT_EVERY = 1.0  # seconds; a dead worker's batch is retried after the heartbeat timeout
 
 
 class _Contract(BaseModel):
@@ -402,10 +403,15 @@ class ImportActivities:
                 outcomes[item.seq] = await self._start_one(
                     orders, principal, item, attempted[item.seq]
                 )
-            activity.heartbeat(len(outcomes))
 
+        work = asyncio.ensure_future(asyncio.gather(*(start(item) for item in pending)))
         try:
-            await asyncio.gather(*(start(item) for item in pending))
+            while not (await asyncio.wait({work}, timeout=HEARTBEAT_EVERY))[0]:
+                activity.heartbeat(len(outcomes))
+            work.result()
+        except BaseException:
+            work.cancel()  # e.g. the worker is shutting down: no starts left running
+            raise
         finally:  # what went through is recorded even when the batch must be retried
             if outcomes:
                 async with self._sessions.begin() as session:

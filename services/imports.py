@@ -158,6 +158,9 @@ def _after(cursor: str) -> tuple[datetime, str]:
 
 
 class Imports:
+    batch_size = 100  # orders per start activity
+    batches_per_run = 100  # then the workflow continues as new
+
     def __init__(self, services: Services) -> None:
         self._s = services
         self._sessions, self._ring = services.sessions, services.keyring
@@ -202,7 +205,12 @@ class Imports:
         try:
             await self._s.client.start_workflow(
                 ImportWorkflow.run,
-                ImportInput(import_id=import_id),
+                ImportInput(
+                    import_id=import_id,
+                    batch_size=self.batch_size,
+                    batches_per_run=self.batches_per_run,
+                    heartbeat_timeout=self._s.settings.activity_heartbeat,
+                ),
                 id=workflow_id(import_id),
                 task_queue=self._s.settings.task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import tempfile
+import uuid
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from temporalio.client import WorkflowHandle, WorkflowUpdateStage
 from temporalio.testing import WorkflowEnvironment
@@ -19,12 +22,17 @@ from temporalio.testing import WorkflowEnvironment
 from db.models import Base
 from db.session import make_engine, make_sessionmaker
 from domain.events import ParcelLine
+from domain.imports import ImportMode
 from domain.order import OrderLine
 from domain.state import OrderState
 from domain.status import OrderStatus
+from services.auth import Principal, Role
+from services.imports import Imports
+from tests.api.conftest import services_for
 from tests.conftest import Stack, binary, make_settings, seeded_stack
 from tests.factories import order_spec
 from tests.helpers import deliver, start_order, wait_status
+from tests.import_files import csv_bytes, orders
 from tests.keys import TEST_CONVERTER
 from worker import build_worker
 from workflows.contracts import (
@@ -40,12 +48,33 @@ from workflows.contracts import (
     RetryCompensationInput,
     SplitShipmentInput,
 )
+from workflows.imports import workflow_id
 from workflows.order import OrderWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
 Handle = WorkflowHandle[OrderWorkflow, OrderState]
+AnyHandle = WorkflowHandle[Any, Any]
 BIG = [{"sku": "WIDGET-1", "quantity": 100, "unit_price": "60.00"}]  # 6,000: level 1
 THREE_LEVELS = [{"sku": "WIDGET-1", "quantity": 200, "unit_price": "600.00"}]  # 120,000
+
+
+async def _import(stack: Stack, n: int, *, batches_per_run: int) -> AnyHandle:
+    imports = Imports(services_for(stack))
+    imports.batch_size, imports.batches_per_run = 100, batches_per_run
+    principal = Principal(name="eshop", roles=frozenset({Role.SYSTEM}))
+    data = csv_bytes(orders(n, prefix=f"REPLAY-{uuid.uuid4().hex[:6]}", lines=2))
+    started = await imports.submit(data, "replay.csv", principal, mode=ImportMode.SKIP_INVALID)
+    return stack.client.get_workflow_handle(workflow_id(started.id))
+
+
+async def import_small(stack: Stack) -> AnyHandle:
+    """Validate, one batch, finish."""
+    return await _import(stack, 3, batches_per_run=100)
+
+
+async def import_continued(stack: Stack) -> AnyHandle:
+    """The first run of an import that continues as new after each batch of 100."""
+    return await _import(stack, 150, batches_per_run=1)
 
 
 async def _approve(handle: Handle, actor: str, level: int) -> None:
@@ -202,7 +231,7 @@ async def refund_refused_resolved(stack: Stack) -> Handle:
     return handle
 
 
-SCENARIOS: dict[str, Callable[[Stack], Awaitable[Handle]]] = {
+SCENARIOS: dict[str, Callable[[Stack], Awaitable[AnyHandle]]] = {
     "small_order": small_order,
     "three_level_approval": three_level_approval,
     "rejected": rejected,
@@ -215,26 +244,33 @@ SCENARIOS: dict[str, Callable[[Stack], Awaitable[Handle]]] = {
     "carrier_exception": carrier_exception,
     "split_shipment": split_shipment,
     "refund_refused_resolved": refund_refused_resolved,
+    "import_small": import_small,
+    "import_continued": import_continued,
 }
 # Recorded on the time-skipping server: their timers take days.
-TIMED: dict[str, Callable[[Stack], Awaitable[Handle]]] = {
+TIMED: dict[str, Callable[[Stack], Awaitable[AnyHandle]]] = {
     "approval_expired": approval_expired,
     "prepay_expired": prepay_expired,
 }
 ALL = {**SCENARIOS, **TIMED}
 
 
-async def _run(stack: Stack, scenarios: dict[str, Callable[[Stack], Awaitable[Handle]]]) -> None:
+async def _run(stack: Stack, scenarios: dict[str, Callable[[Stack], Awaitable[AnyHandle]]]) -> None:
     async with build_worker(stack.client, stack.settings, stack.sessions):
         for name, scenario in scenarios.items():
             handle = await scenario(stack)
-            await handle.result()
-            history = await handle.fetch_history()
+            await handle.result()  # follows continue-as-new; the history kept is the first run's
+            started = (await handle.fetch_history()).events[0]
+            first = started.workflow_execution_started_event_attributes.first_execution_run_id
+            history = await stack.client.get_workflow_handle(
+                handle.id, run_id=first
+            ).fetch_history()
             (HISTORIES / f"{name}.json").write_text(history.to_json())
             print(f"recorded {name}: {len(history.events)} events")  # noqa: T201
 
 
-async def record() -> None:
+async def record(only: set[str] | None = None) -> None:
+    """Record every scenario, or those named in ``only``."""
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=binary("temporal"), data_converter=TEST_CONVERTER
     )
@@ -248,13 +284,15 @@ async def record() -> None:
         async with engine.begin() as conn:
             await conn.run_sync(Base.metadata.create_all)
         sessions = make_sessionmaker(engine)
-        await _run(await seeded_stack(env.client, make_settings(url), sessions), SCENARIOS)
-        await _run(await seeded_stack(skipping.client, make_settings(url), sessions), TIMED)
+        for client, group in ((env.client, SCENARIOS), (skipping.client, TIMED)):
+            wanted = {k: v for k, v in group.items() if only is None or k in only}
+            if wanted:
+                await _run(await seeded_stack(client, make_settings(url), sessions), wanted)
         await engine.dispose()
     await skipping.shutdown()
     await env.shutdown()
 
 
 if __name__ == "__main__":
-    asyncio.run(record())
+    asyncio.run(record(set(sys.argv[1:]) or None))
     os._exit(0)
