@@ -21,6 +21,7 @@ import json
 import logging
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -53,6 +54,7 @@ from services.auth import Principal, Role
 from services.context import Services
 from services.errors import Kind, ServiceError
 from services.orders import Orders
+from services.prices import list_prices_at
 
 log = logging.getLogger("orderly.imports")
 CHUNK = 500  # rows of an IN (...) lookup
@@ -225,6 +227,7 @@ class ImportActivities:
                 is_known_customer=lookups.customer,
                 already_imported=lookups.imported.get,
                 progress=progress,
+                list_price=lookups.list_price,
             )
         )
         while True:
@@ -248,7 +251,15 @@ class ImportActivities:
             return {r.get(i).strip() for r in table.rows} - {""} if i is not None else set()
 
         refs, customer_ids = values("order_ref"), values("customer_id")
+        file_skus = values("sku")
+        currencies = {c.upper() for c in values("currency") if c.isascii() and len(c) == 3}
+        now = datetime.now(UTC)
         async with self._sessions() as session:
+            prices: dict[tuple[str, str], Decimal] = {}
+            for currency in currencies:  # as listed now: the price an order takes at intake
+                for chunk in _chunks(file_skus):
+                    listed = await list_prices_at(session, chunk, currency, now)
+                    prices.update({(sku, currency): p for sku, p in listed.items()})
             skus = set(await session.scalars(select(StockItemRow.sku)))
             skus |= set(await session.scalars(select(PriceRow.sku).distinct()))
             imported: dict[str, str] = {}
@@ -268,7 +279,7 @@ class ImportActivities:
                 )
                 opened = await self._s.vault.open_texts(session, [(i, e) for i, e in rows], "email")
                 emails.update({cid: email for (cid, _), email in zip(rows, opened, strict=True)})
-        return _Lookups(skus, emails, imported)
+        return _Lookups(skus, emails, imported, prices)
 
     async def _store(
         self,
@@ -520,10 +531,20 @@ class ImportActivities:
 
 
 class _Lookups:
-    """The catalogue's SKUs, known customers' emails, and order_refs imported before."""
+    """The catalogue's SKUs, known customers' emails, order_refs imported before, and the
+    price list's current prices of the file's SKUs."""
 
-    def __init__(self, skus: set[str], emails: dict[str, str], imported: dict[str, str]) -> None:
-        self.skus, self.emails, self.imported = skus, emails, imported
+    def __init__(
+        self,
+        skus: set[str],
+        emails: dict[str, str],
+        imported: dict[str, str],
+        prices: dict[tuple[str, str], Decimal],
+    ) -> None:
+        self.skus, self.emails, self.imported, self.prices = skus, emails, imported, prices
+
+    def list_price(self, sku: str, currency: str) -> Decimal | None:
+        return self.prices.get((sku, currency))
 
     def customer(self, customer_id: str, email: str) -> CustomerCheck:
         on_file = self.emails.get(customer_id)

@@ -25,8 +25,11 @@ customer_tier       no        standard or vip (the master record decides for kno
 sku                 yes       the product's SKU, as in the catalogue
 quantity            yes       units, a whole number from 1 to 1,000,000
 unit_price          yes       price of one unit, ``.`` as decimal point, no currency
-                              sign, at most the currency's decimals (EUR 19.99, JPY 1500)
-list_price          no        catalogue price when unit_price is a discount off it
+                              sign, at most the currency's decimals (EUR 19.99, JPY 1500);
+                              a blank cell takes the price list's price at import time
+list_price          no        catalogue price when unit_price is a discount off it; a
+                              blank cell takes the price list's, so a unit_price below
+                              the list price counts as a discount (approval rule)
 currency            yes       ISO 4217 code, e.g. EUR
 ship_name           yes       recipient's name
 ship_line1          yes       street and number
@@ -104,6 +107,7 @@ CustomerCheck = Literal["known", "new", "mismatch"]
 IsKnownCustomer = Callable[[str, str], CustomerCheck]
 AlreadyImported = Callable[[str], str | None]
 Progress = Callable[[int], None]  # rows validated so far
+ListPrice = Callable[[str, str], Decimal | None]  # (sku, currency) -> the price list's price
 PROGRESS_EVERY = 1000
 
 
@@ -136,9 +140,10 @@ COLUMNS: tuple[Column, ...] = (
     Column("quantity", True, "line", "whole number 1-1000000", ("2", "1"),
            "Units ordered."),
     Column("unit_price", True, "line", "decimal, . as point", ("19.99", "5.50"),
-           "Price of one unit in the order's currency, at most the currency's decimals."),
+           "Price of one unit in the order's currency, at most the currency's decimals; "
+           "leave blank to use the price list's price at import time."),
     Column("list_price", False, "line", "decimal, . as point", ("", "6.00"),
-           "Catalogue price, when unit_price is a discount off it."),
+           "Catalogue price, when unit_price is a discount off it; blank: the price list's."),
     Column("currency", True, "order", "ISO 4217", ("EUR", "EUR"), "The order's currency."),
     Column("ship_name", True, "order", "text", ("Ada Lovelace", ""), "Recipient's name."),
     Column("ship_line1", True, "order", "text", ("12 Analytical Row", ""), "Street and number."),
@@ -328,9 +333,11 @@ class _Validator:
         is_known_customer: IsKnownCustomer | None,
         already_imported: AlreadyImported | None,
         progress: Progress | None = None,
+        list_price: ListPrice | None = None,
     ) -> None:
         self.table = table
         self.progress = progress
+        self.list_price = list_price
         self.index = index
         self.known_skus = known_skus
         self.is_known_customer = is_known_customer
@@ -632,10 +639,23 @@ class _Validator:
     def line(self, order: _Order, row: Row, currency: str) -> OrderLine | None:
         sku = self.sku(order, row)
         quantity = self.quantity(order, row)
-        unit_ok, unit_price = self.price(order, row, "unit_price", currency, required=True)
+        priced = self.list_price is not None
+        unit_ok, unit_price = self.price(order, row, "unit_price", currency, required=not priced)
         list_ok, list_price = self.price(order, row, "list_price", currency, required=False)
         if sku is None or quantity is None or not unit_ok or not list_ok:
             return None
+        listed = self.list_price(sku, currency) if self.list_price and currency else None
+        if list_price is None:
+            list_price = listed
+        if unit_price is None:
+            if listed is None:
+                reason = f"SKU {sku} has no {currency} price in the price list" if currency else ""
+                self.problem(
+                    order, row, "unit_price", "required",
+                    f"unit_price is required{': ' + reason if reason else ''}",
+                )  # fmt: skip
+                return None
+            unit_price = listed
         data: dict[str, Any] = {"sku": sku, "quantity": quantity, "unit_price": unit_price}
         if list_price is not None:
             data["list_price"] = list_price
@@ -756,6 +776,7 @@ def validate(
     is_known_customer: IsKnownCustomer | None = None,
     already_imported: AlreadyImported | None = None,
     progress: Progress | None = None,
+    list_price: ListPrice | None = None,
 ) -> Validation:
     """Check every row and every field of an import table; see the module docstring.
 
@@ -764,10 +785,13 @@ def validate(
     email); it is asked once per distinct pair. ``already_imported(order_ref)`` returns the id of
     the order an earlier import created for that reference, or None; it is asked once per order.
     ``progress(rows)`` is called every ``PROGRESS_EVERY`` rows and at the end (from the
-    validating thread).
+    validating thread). ``list_price(sku, currency)`` is the price list's price now (or None):
+    it fills blank unit_price and list_price cells; without it unit_price is required.
     Raises ``ImportFileError`` for a header problem (no known column, a required one missing).
     """
     index, warnings = map_header(table)
-    validator = _Validator(table, index, known_skus, is_known_customer, already_imported, progress)
+    validator = _Validator(
+        table, index, known_skus, is_known_customer, already_imported, progress, list_price
+    )
     validator.problems.extend(warnings)
     return validator.run()

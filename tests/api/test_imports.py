@@ -13,7 +13,10 @@ import pytest
 from python_calamine import CalamineWorkbook
 
 from domain.order import OrderSource
+from domain.status import OrderStatus
 from tests.api.conftest import Api
+from tests.api.flows import get, wait_status
+from tests.api.test_templates import set_price
 from tests.import_files import csv_bytes, orders, row, xlsx_bytes
 
 FINAL = {"completed", "blocked", "cancelled", "failed"}
@@ -235,3 +238,21 @@ async def test_cancel_stops_between_batches_and_reports_the_rest(api: Api) -> No
     assert again.status_code == 409
     rows = await report_rows(api, done["id"])
     assert sum(r["code"] == "cancelled" for r in rows) == c["cancelled"]
+
+
+async def test_blank_prices_come_from_the_price_list_and_a_discount_needs_approval(
+    api: Api,
+) -> None:
+    await set_price(api, "WIDGET-1", "30.00")
+    rows = [
+        row(order_ref="PL-LIST", unit_price=""),  # priced from the list: 30.00
+        row(order_ref="PL-DISC", unit_price="20.00"),  # a third off the list price
+    ]
+    done = await finished(api, (await submit(api, csv_bytes(rows)))["id"])
+    assert done["counts"]["started"] == 2, done
+    listed = await api.http.get(f"/imports/{done['id']}/orders", headers=api.auth("eshop"))
+    ids = {o["order_ref"]: o["order_id"] for o in listed.json()}
+    listed_order = (await get(api, ids["PL-LIST"])).get("lines")
+    assert [(ln["unit_price"], ln["list_price"]) for ln in listed_order] == [("30.00", "30.00")]
+    discounted = await wait_status(api, ids["PL-DISC"], OrderStatus.AWAITING_APPROVAL)
+    assert 2 in [lv["level"] for lv in discounted["approval"]["levels"]]  # the discount level

@@ -569,3 +569,41 @@ def test_xlsx_with_typed_numbers_validates() -> None:
     assert result.problems == ()
     line = result.orders["PO-1"].lines[0]
     assert (line.quantity, line.unit_price, line.list_price) == (3, Decimal("19.99"), Decimal(25))
+
+
+# --- the price list fills blank prices ---------------------------------------------------------
+
+PRICES = {("WIDGET-1", "EUR"): Decimal("25.00")}
+
+
+def priced(rows: list[dict[str, str]]) -> Validation:
+    return validate(
+        table_of(rows), known_skus=SKUS, list_price=lambda sku, cur: PRICES.get((sku, cur))
+    )
+
+
+def test_blank_unit_price_takes_the_list_price() -> None:
+    result = priced([row(unit_price="")])
+    [line] = result.orders["PO-1"].lines
+    assert (line.unit_price, line.list_price) == (Decimal("25.00"), Decimal("25.00"))
+    assert result.orders["PO-1"].max_discount_pct() == 0
+
+
+def test_explicit_price_below_the_list_price_is_a_discount() -> None:
+    result = priced([row(unit_price="20.00")])
+    [line] = result.orders["PO-1"].lines
+    assert line.list_price == Decimal("25.00")
+    assert result.orders["PO-1"].max_discount_pct() == Decimal(20)
+
+
+def test_blank_price_without_a_list_price_names_the_sku_and_currency() -> None:
+    result = priced([row(sku="GADGET-2", unit_price="")])
+    [problem] = result.problems
+    assert (problem.column, problem.code) == ("unit_price", "required")
+    assert "GADGET-2 has no EUR price" in problem.message
+    assert result.orders == {}
+
+
+def test_without_a_price_list_a_blank_unit_price_is_required() -> None:
+    result = validate(table_of([row(unit_price="")]), known_skus=SKUS)
+    assert [(p.column, p.code) for p in result.problems] == [("unit_price", "required")]
