@@ -7,7 +7,8 @@ client reads live counts from the database. Each is idempotent:
 - ``validate_import`` stores its outcome (the valid orders, sealed, in ``import_orders``, and
   the report) in one transaction with the status change; a retry after that returns the stored
   counts; a retry before it validates again;
-- ``start_import_batch`` starts each pending order through ``Orders.create`` with source
+- ``start_import_batch`` starts each pending order (``services.intake``, a batched
+  ``Orders.create``) with source
   ``import`` and ``external_reference`` = the order_ref, so the database's unique claim of that
   pair (never the upload, never the run) makes a second start of the same order a no-op that
   answers with the first order;
@@ -52,8 +53,8 @@ from domain.order import OrderSource, OrderSpec
 from security.sealing import seal_bytes, unseal_bytes
 from services.auth import Principal, Role
 from services.context import Services
-from services.errors import Kind, ServiceError
-from services.orders import Orders
+from services.errors import ServiceError
+from services.intake import Intake, Outcome
 from services.prices import list_prices_at
 
 log = logging.getLogger("orderly.imports")
@@ -192,11 +193,10 @@ class _Progress:
 
 
 class ImportActivities:
-    def __init__(self, services: Services, *, concurrency: int = 16) -> None:
+    def __init__(self, services: Services) -> None:
         self._s = services
         self._sessions = services.sessions
         self._ring = services.keyring
-        self._concurrency = concurrency
 
     # --- validate -------------------------------------------------------------------------
 
@@ -405,54 +405,39 @@ class ImportActivities:
                         )
                     ).all()
                 )
-        orders = Orders(self._s)
-        gate = asyncio.Semaphore(self._concurrency)
-        outcomes: dict[int, dict[str, Any]] = {}
-
-        async def start(item: ImportOrderRow) -> None:
-            async with gate:
-                outcomes[item.seq] = await self._start_one(
-                    orders, principal, item, attempted[item.seq]
-                )
-
-        work = asyncio.ensure_future(asyncio.gather(*(start(item) for item in pending)))
+        specs = [self._spec(item) for item in pending]
+        work = asyncio.ensure_future(Intake(self._s).create_referenced(specs, principal))
         try:
             while not (await asyncio.wait({work}, timeout=HEARTBEAT_EVERY))[0]:
-                activity.heartbeat(len(outcomes))
-            work.result()
+                activity.heartbeat()
+            results = work.result()
         except BaseException:
             work.cancel()  # e.g. the worker is shutting down: no starts left running
             raise
-        finally:  # what went through is recorded even when the batch must be retried
-            if outcomes:
-                async with self._sessions.begin() as session:
-                    await session.execute(
-                        update(ImportOrderRow),
-                        [
-                            {"import_id": req.import_id, "seq": seq, **outcome}
-                            for seq, outcome in outcomes.items()
-                        ],
-                    )
+        outcomes = [
+            await self._outcome(item, result, attempted[item.seq])
+            for item, result in zip(pending, results, strict=True)
+        ]
+        if outcomes:
+            async with self._sessions.begin() as session:
+                await session.execute(update(ImportOrderRow), outcomes)
         counts = await self._recount(req.import_id)
         last = batch[-1].seq if len(batch) == req.limit else None
         return StageResult(status=ImportStatus.STARTING, counts=counts, last_seq=last)
 
-    async def _start_one(
-        self,
-        orders: Orders,
-        principal: Principal,
-        item: ImportOrderRow,
-        attempted_at: datetime | None,
-    ) -> dict[str, Any]:
+    def _spec(self, item: ImportOrderRow) -> OrderSpec:
         assert item.spec is not None
         body = json.loads(unseal_bytes(self._ring, spec_aad(item.import_id, item.seq), item.spec))
-        spec = OrderSpec.model_validate(body["spec"])
-        try:
-            order, created = await orders.create(spec, principal, None)
-        except ServiceError as exc:
-            if exc.kind is Kind.UNAVAILABLE:
-                raise  # the activity retries; the orders of this batch started so far stay
-            return {"status": "failed", "message": f"{exc.code}: {exc.message}"}
+        return OrderSpec.model_validate(body["spec"])
+
+    async def _outcome(
+        self, item: ImportOrderRow, result: Outcome, attempted_at: datetime | None
+    ) -> dict[str, Any]:
+        """The row update for one order's start."""
+        key = {"import_id": item.import_id, "seq": item.seq}
+        if isinstance(result, ServiceError):
+            return {**key, "status": "failed", "message": f"{result.code}: {result.message}"}
+        created = result.created
         if not created and attempted_at is not None:
             # A retried batch: the first try may have created it (claimed after it began).
             async with self._sessions() as session:
@@ -460,11 +445,8 @@ class ImportActivities:
                     OrderReferenceRow, (OrderSource.IMPORT.value, item.order_ref)
                 )
             created = claim is not None and claim.created_at >= attempted_at
-        return {
-            "status": "started" if created else "existing",
-            "order_id": order.id,
-            "spec": None,
-        }
+        status = "started" if created else "existing"
+        return {**key, "status": status, "order_id": result.order_id, "spec": None}
 
     async def _recount(self, import_id: str) -> ImportCounts:
         """Tally the orders by status into the import's counts (so retries count right)."""

@@ -64,8 +64,25 @@ class _IdTaken(Exception):
     """The generated order id already belongs to another order."""
 
 
-def _new_id(now: datetime) -> str:
+def new_order_id_at(now: datetime) -> str:
     return new_order_id(now.date(), random.SystemRandom())
+
+
+def reference_token(source: str, reference: str) -> str:
+    """The creation memo of the order holding (source, reference): any create call with the
+    pair recognises (and completes) that order as its own."""
+    return hashlib.sha256(f"ref\0{source}\0{reference}".encode()).hexdigest()[:32]
+
+
+def customer_mismatch(customer_id: str) -> ServiceError:
+    # Naming a known (say VIP) customer's id must not buy its tier or credit limit.
+    return ServiceError(
+        Kind.CONFLICT,
+        f"customer.email: customer {customer_id} is on record with another email address; "
+        "an order for a known customer must state its email (support changes it under "
+        f"/customers/{customer_id}); a customer whose data was erased needs a new id",
+        code="customer_mismatch",
+    )
 
 
 def _ids_exhausted() -> ServiceError:
@@ -130,12 +147,14 @@ class Orders:
             token = uuid.uuid4().hex
             for _ in range(ID_ATTEMPTS):
                 try:
-                    return await self._start(_new_id(now), spec, created_by, now, token), True
+                    return await self._start(
+                        new_order_id_at(now), spec, created_by, now, token
+                    ), True
                 except _IdTaken:
                     continue
             raise _ids_exhausted()
         if idempotency_key is None:
-            order_id, at, created = _new_id(now), now, True
+            order_id, at, created = new_order_id_at(now), now, True
         else:
             claimed = await self._claim_key(spec, principal, idempotency_key, now)
             if isinstance(claimed, OrderDetail):
@@ -152,7 +171,7 @@ class Orders:
             try:
                 return await self._start(order_id, spec, created_by, at, token), created
             except _IdTaken:
-                order_id = _new_id(now)
+                order_id = new_order_id_at(now)
                 await self._follow_key(created_by, idempotency_key, order_id)
         raise _ids_exhausted()
 
@@ -175,7 +194,7 @@ class Orders:
             principal=created_by,
             key=idempotency_key,
             request_hash=request_hash,
-            order_id=_new_id(now),
+            order_id=new_order_id_at(now),
             created_at=now,
         )
         try:
@@ -225,7 +244,7 @@ class Orders:
         order_id, at, created = claim
         # Refusals first (a known customer with another email): a refused create claims nothing.
         spec = await self._with_master(spec, principal.name)
-        token = hashlib.sha256(f"ref\0{source}\0{reference}".encode()).hexdigest()[:32]
+        token = reference_token(source, reference)
         row = OrderReferenceRow(
             source=source,
             external_reference=reference,
@@ -253,7 +272,9 @@ class Orders:
                 )
                 break
             except _IdTaken:
-                order_id = await self._move_reference(source, reference, order_id, _new_id(now))
+                order_id = await self.move_reference(
+                    source, reference, order_id, new_order_id_at(now)
+                )
                 if idempotency_key is not None:
                     await self._follow_key(principal.name, idempotency_key, order_id)
         else:
@@ -287,7 +308,7 @@ class Orders:
             raise unavailable(exc) from exc
         return bool(await desc.memo_value(CREATION_MEMO, None) == token)
 
-    async def _move_reference(self, source: str, reference: str, old: str, fresh: str) -> str:
+    async def move_reference(self, source: str, reference: str, old: str, fresh: str) -> str:
         """The reference's order id after ``old`` turned out taken: ``fresh``, unless another
         call moved it first (then the id it chose)."""
         async with self._sessions.begin() as session:
@@ -346,14 +367,7 @@ class Orders:
             on_file = await self._s.vault.open_text(session, master.id, master.email, "email")
             fields = {"tier": CustomerTier(master.tier), "region": master.region}
         if on_file.casefold() != spec.customer.email.casefold():
-            # Naming a known (say VIP) customer's id must not buy its tier or credit limit.
-            raise ServiceError(
-                Kind.CONFLICT,
-                f"customer.email: customer {master.id} is on record with another email address; "
-                "an order for a known customer must state its email (support changes it under "
-                f"/customers/{master.id}); a customer whose data was erased needs a new id",
-                code="customer_mismatch",
-            )
+            raise customer_mismatch(master.id)
         return spec.model_copy(update={"customer": spec.customer.model_copy(update=fields)})
 
     async def _start(

@@ -248,10 +248,12 @@ async def test_a_generated_id_taken_by_another_order_gets_a_fresh_one(
     """Order ids are short and random: a second order drawing a taken id must not be merged
     into the first (the chaos run found one order lost that way)."""
     first = await create(api, big_order())
-    real = service_orders._new_id
+    real = service_orders.new_order_id_at
     fresh = real(datetime.now(UTC))
     draws = iter([first["id"], fresh])
-    monkeypatch.setattr(service_orders, "_new_id", lambda now: next(draws, None) or real(now))
+    monkeypatch.setattr(
+        service_orders, "new_order_id_at", lambda now: next(draws, None) or real(now)
+    )
     headers = {**api.auth("eshop"), **({"Idempotency-Key": "collide-1"} if with_key else {})}
     payload = order_payload()
     second = await api.http.post("/orders", json=payload, headers=headers)
