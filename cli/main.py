@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import keys
+from cli import imports, keys
 
 app = typer.Typer(
     name="orderly",
@@ -12,3 +12,4 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(keys.app, name="keys")
+imports.register(app)  # import, import-template, import-cancel
