@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from console.auth import CsrfRefused, NotPermitted, SignInRequired
 from console.i18n import Translate, translator
 from console.routes import admin, auth, create, dashboard, inbox, order_actions, search, track
+from console.routes import imports as import_pages
 from console.routes import orders as order_page
 from console.timing import ServerTiming
 from console.web import is_partial, language_of, page
@@ -23,6 +24,7 @@ STATIC = Path(__file__).resolve().parent / "static"
 # each area's module adds its router here
 ROUTERS = [auth.router, admin.router, dashboard.router, track.router]
 ROUTERS += [inbox.router, create.router, search.router]  # /console/orders/new before {order_id}
+ROUTERS += [import_pages.router]
 # last: its /console/orders/{order_id} must not shadow /console/orders/new and the like
 ROUTERS += [order_page.router, order_actions.router]
 

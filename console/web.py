@@ -48,6 +48,7 @@ NAV: list[NavItem] = [
     NavItem("/console/inbox", "Inbox", frozenset({Role.APPROVER})),
     NavItem("/console/orders", "Orders", frozenset({Role.APPROVER, Role.SUPPORT, Role.MANAGER})),
     NavItem("/console/orders/new", "New order", frozenset({Role.SUPPORT, Role.SYSTEM})),
+    NavItem("/console/imports", "Import", frozenset({Role.SUPPORT, Role.SYSTEM})),
     NavItem("/console/dashboard", "Dashboard", frozenset({Role.MANAGER})),
     NavItem("/console/admin/users", "Users", frozenset({Role.ADMIN})),
 ]

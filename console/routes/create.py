@@ -5,10 +5,13 @@ The form is parsed into the same ``OrderSpec`` the API takes and goes through
 ``Orders.create``: totals are never taken from the browser, and the idempotency key is a random
 hidden field of each rendered form, so a double submit (or a reload of the POST) makes one order.
 
-Templates and imports (issue 10) plug in at :func:`blank_form`: ``GET /console/orders/new?
-template=<id>`` will load the saved template through its use case in ``services/`` and return an
-:class:`OrderForm` prefilled from the template's ``OrderSpec`` (``OrderForm.from_spec``), with a
-fresh form key; everything after that (preview, validation, create) stays as it is.
+``GET /console/orders/new?template=<id>`` starts the form from an active template
+(:func:`template_form`): its customer, address, payment method and sales rep, and its lines
+priced from the price list now. Such a form is submitted through ``Templates.use`` (the one use
+case that records the template and version on an order, as ``POST /orders/from-template``
+does): quantities (0 drops a line), customer, address, payment and reference are its overrides;
+SKUs, prices, currency and sales rep come from the template and the list, so they are read-only
+here. The template's card token is never put in the page: an empty token uses the template's.
 """
 
 from __future__ import annotations
@@ -16,10 +19,11 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 from starlette.datastructures import FormData
@@ -30,14 +34,18 @@ from console.i18n import translator
 from console.web import language_of, page, redirect
 from domain.money import CURRENCY_EXPONENTS, check_amount, check_currency
 from domain.order import MAX_LINES, OrderLine, OrderSource, OrderSpec, PaymentType
+from domain.pricing import TemplateOverrides, discounted
 from services.context import Services
-from services.errors import Kind, ServiceError
+from services.errors import Kind, ServiceError, not_found
 from services.orders import Orders
+from services.prices import PriceFilter, Prices
+from services.templates import Templates, TemplateSummary, TemplateView
 
 router = APIRouter(prefix="/console/orders/new", include_in_schema=False)
 MIN_ROWS = 3
 VALUE_LIMIT = 1000  # characters kept of any one field (the spec's own limits are lower)
 FORM_KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+TEMPLATE_ID = re.compile(r"^[A-Za-z0-9-]{1,32}$")
 LINE_FIELDS = ("sku", "quantity", "unit_price", "list_price")
 # Form fields outside the lines: the name is the field's path in OrderSpec.
 FIELDS = (
@@ -57,6 +65,8 @@ FIELDS = (
     "payment_method.token",
     "sales_rep",
     "external_reference",
+    "template.id",  # a form started from a template: which one, and the version it showed
+    "template.version",
 )
 DEFAULTS = {"currency": "EUR", "payment_method.type": PaymentType.CARD.value}
 _PREFIXED = re.compile(r"^([a-z_]+(?:\[\d+\])?(?:\.[a-z_]+)?): (.+)$", re.DOTALL)
@@ -126,8 +136,14 @@ class OrderForm:
         )
 
     def filled(self) -> list[tuple[int, LineRow]]:
-        """The rows with anything typed in, with their row index."""
-        return [(i, row) for i, row in enumerate(self.lines) if not row.blank]
+        """The rows with anything typed in, with their row index (from a template: without
+        the lines whose quantity is 0, which drops them)."""
+        drops = bool(self.get("template.id"))
+        return [
+            (i, r)
+            for i, r in enumerate(self.lines)
+            if not r.blank and not (drops and r.quantity == "0")
+        ]
 
     def payload(self) -> dict[str, Any]:
         """The form as an OrderSpec body (empty optional fields left out)."""
@@ -159,7 +175,7 @@ def new_form_key() -> str:
 
 
 def blank_form() -> OrderForm:
-    """An empty form with a fresh key. (Issue 10: a template prefills it here.)"""
+    """An empty form with a fresh key (:func:`template_form` starts one from a template)."""
     rows = [LineRow(uid=str(i)) for i in range(MIN_ROWS)]
     return OrderForm(values=dict(DEFAULTS), lines=rows, form_key=new_form_key())
 
@@ -294,16 +310,104 @@ def preview(form: OrderForm, services: Services) -> Preview:
     )
 
 
+# --- starting from a template ----------------------------------------------------------------
+
+
+async def template_form(
+    services: Services, template_id: str
+) -> tuple[OrderForm, TemplateView, dict[str, str]]:
+    """A fresh form from the template's current version with its lines priced from the price
+    list now; the template; and what would stop it now (a line without a price, validity)."""
+    view = await Templates(services).get(template_id)
+    if view.archived_at is not None:
+        raise ServiceError(Kind.CONFLICT, f"template {view.id} is archived", code="archived")
+    now, prices = datetime.now(UTC), Prices(services)
+    problems: dict[str, str] = {}
+    rows = []
+    for i, line in enumerate(view.lines):
+        row = LineRow(uid=str(i), sku=line.sku, quantity=str(line.quantity))
+        found = await prices.list(PriceFilter(line.sku, view.currency, now), limit=1, cursor=None)
+        if found.items:  # priced as Templates.use prices it (domain.pricing.order_spec)
+            listed = found.items[0].list_price
+            row.unit_price = str(discounted(listed, line.discount_pct, view.currency))
+            row.list_price = str(discounted(listed, None, view.currency))
+        else:
+            problems[f"lines[{i}].sku"] = f"no list price in {view.currency} valid now"
+        rows.append(row)
+    if view.valid_from is not None and now < view.valid_from:
+        problems["template"] = f"the template is valid from {view.valid_from.isoformat()}"
+    if view.valid_until is not None and now >= view.valid_until:
+        problems["template"] = f"the template expired at {view.valid_until.isoformat()}"
+    values = {**DEFAULTS, "currency": view.currency, "sales_rep": view.sales_rep or ""}
+    values |= {"template.id": view.id, "template.version": str(view.version)}
+    for part in ("customer", "shipping_address", "payment_method"):
+        model = getattr(view, part)
+        for key, value in (model.model_dump(mode="json") if model else {}).items():
+            if f"{part}.{key}" in FIELDS and key != "token":  # the token stays sealed
+                values[f"{part}.{key}"] = str(value)
+    return OrderForm(values=values, lines=rows, form_key=new_form_key()), view, problems
+
+
+def overrides_of(form: OrderForm, view: TemplateView) -> dict[str, Any]:
+    """The form as the template's overrides (a TemplateOverrides body)."""
+    body = form.payload()
+    quantities: dict[str, Any] = {}
+    for row in form.lines:
+        if not row.blank:
+            digits = re.fullmatch(r"\d{1,12}", row.quantity)
+            quantities[row.sku] = int(row.quantity) if digits else row.quantity
+    payment = body["payment_method"]
+    if not payment["token"] and view.payment_method and view.payment_method.type == payment["type"]:
+        payment = None  # the template's own, token and all
+    keep = ("customer", "shipping_address", "external_reference", "source")
+    return {"quantities": quantities, "payment_method": payment} | {k: body[k] for k in keep}
+
+
+def _on_form(path: str, form: OrderForm) -> str:
+    """A problem's field named as the form names it (``quantities.SKU`` is that line's row)."""
+    sku = path.removeprefix("quantities.")
+    rows = [i for i, row in enumerate(form.lines) if path != sku and row.sku == sku]
+    return f"lines[{rows[0]}].quantity" if rows else path
+
+
+async def _from_template(
+    request: Request, viewer: Viewer, services: Services, form: OrderForm
+) -> Response:
+    templates, t = Templates(services), translator(language_of(request, viewer))
+    try:
+        view = await templates.get(form.get("template.id"))
+    except ServiceError as exc:
+        return _form_page(request, form, services, service_problems(exc), STATUS[exc.kind])
+    problem = None
+    if view.archived_at is not None:
+        problem = t("The template was archived after this form was opened.")
+    elif str(view.version) != form.get("template.version"):
+        problem = t(
+            "The template was changed after this form was opened (it is at version {n} now): "
+            "start from it again.",
+            n=view.version,
+        )
+    if problem is not None:
+        return _form_page(request, form, services, {"template": problem}, 409, view)
+    try:
+        overrides = TemplateOverrides.model_validate(overrides_of(form, view))
+    except ValidationError as exc:
+        found = [_field_of(tuple(e["loc"]), str(e["msg"])) for e in exc.errors()]
+        problems = {_on_form(path, form): reason for path, reason in reversed(found)}
+        return _form_page(request, form, services, problems, 422, view)
+    key = f"console-form:{form.form_key}"
+    try:
+        order, _created = await templates.use(view.id, overrides, viewer.user.principal, key)
+    except ServiceError as exc:
+        request.state.audit_reason = exc.message
+        if exc.kind is not Kind.UNAVAILABLE:
+            form.form_key = new_form_key()
+        problems = {_on_form(k, form): v for k, v in service_problems(exc).items()}
+        return _form_page(request, form, services, problems, STATUS[exc.kind], view)
+    return redirect(request, f"/console/orders/{order.id}")
+
+
 # --- pages ----------------------------------------------------------------------------------
-
-
-def _context(form: OrderForm, services: Services, problems: dict[str, str]) -> dict[str, Any]:
-    return {
-        "form": form,
-        "problems": problems,
-        "preview": preview(form, services),
-        "currencies": [(code, code) for code in sorted(CURRENCY_EXPONENTS)],
-    }
 
 
 def _form_page(
@@ -312,15 +416,43 @@ def _form_page(
     services: Services,
     problems: dict[str, str] | None = None,
     status: int = 200,
+    template: TemplateView | None = None,
+    choices: list[TemplateSummary] | None = None,
 ) -> Response:
-    context = _context(form, services, problems or {})
+    context = {
+        "form": form,
+        "problems": problems or {},
+        "preview": preview(form, services),
+        "currencies": [(code, code) for code in sorted(CURRENCY_EXPONENTS)],
+        "template": template,
+        "choices": choices or [],
+    }
     return page(request, "create.html", context, status=status)
 
 
 @router.get("")
-async def new_order_form(request: Request, _viewer: Sales, services: ServicesDep) -> Response:
-    """The empty new-order form, with a fresh idempotency key."""
-    return _form_page(request, blank_form(), services)
+async def new_order_form(
+    request: Request,
+    _viewer: Sales,
+    services: ServicesDep,
+    template: Annotated[str | None, Query(max_length=64)] = None,
+) -> Response:
+    """The empty new-order form (or one started from ``template``), with a fresh key."""
+    listed = await Templates(services).list(
+        archived=False, customer_id=None, limit=200, cursor=None
+    )
+    if not template:
+        return _form_page(request, blank_form(), services, choices=listed.items)
+    try:
+        if not TEMPLATE_ID.match(template):
+            raise not_found(f"template {template[:32]}")
+        form, view, problems = await template_form(services, template)
+    except ServiceError as exc:
+        problems = {"template": exc.message}
+        return _form_page(
+            request, blank_form(), services, problems, STATUS[exc.kind], choices=listed.items
+        )
+    return _form_page(request, form, services, problems, template=view)
 
 
 @router.post("")
@@ -328,7 +460,7 @@ async def create_order(request: Request, viewer: Sales, services: ServicesDep) -
     """Create the order from the form (once per form key) and open its page."""
     sent = await request.form()
     form = OrderForm.parse(sent)
-    if sent.get("add_line"):  # without JavaScript: the form, one row longer
+    if sent.get("add_line") and not form.get("template.id"):  # without JavaScript
         form.lines.append(LineRow(uid=str(len(form.lines))))
         return _form_page(request, form, services)
     if not FORM_KEY.match(form.form_key):
@@ -336,6 +468,8 @@ async def create_order(request: Request, viewer: Sales, services: ServicesDep) -
         t = translator(language_of(request, viewer))
         problems = {"form_key": t("missing or malformed: submit the form again")}
         return _form_page(request, form, services, problems, status=422)
+    if form.get("template.id"):
+        return await _from_template(request, viewer, services, form)
     return await _create(request, viewer, services, form)
 
 
