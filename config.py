@@ -68,6 +68,10 @@ SenderName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63
 class Settings(BaseSettings):
     """Every knob of the API, the worker and the simulators."""
 
+    @property
+    def intake_queue(self) -> str:
+        return self.intake_task_queue or f"{self.task_queue}-intake"
+
     # Errors name the setting and the reason, never the value (several hold secrets).
     model_config = SettingsConfigDict(
         env_prefix="ORDERLY_", env_file=".env", extra="ignore", hide_input_in_errors=True
@@ -77,6 +81,17 @@ class Settings(BaseSettings):
     temporal_target: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
     task_queue: str = "orders"
+    intake_task_queue: str | None = Field(
+        default=None,
+        description="Task queue of spreadsheet imports (ImportWorkflow and its activities); "
+        "default <task_queue>-intake. Apart from the orders' so that a big import's starts "
+        "neither wait behind the orders it creates nor starve them.",
+    )
+    worker_queues: list[Literal["orders", "intake"]] = Field(
+        default=["orders", "intake"],
+        description='What a worker process serves, e.g. ["intake"] for a dedicated import '
+        'worker (its own process: its own CPU) next to order workers with ["orders"].',
+    )
     database_url: str = f"sqlite+aiosqlite:///{ROOT / 'var' / 'orderly.db'}"
     api_host: str = "127.0.0.1"
     api_port: int = 8000

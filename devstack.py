@@ -264,7 +264,8 @@ def main() -> int:
             "temporal.log",
         )
         _wait_port(args.host, args.temporal_port, temporal, "Temporal dev server")
-        worker = spawn([sys.executable, "worker.py"], "worker.log")
+        worker = spawn([sys.executable, "worker.py", "--queues", "orders"], "worker.log")
+        intake = spawn([sys.executable, "worker.py", "--queues", "intake"], "intake-worker.log")
         api = spawn(
             [
                 sys.executable,
@@ -301,7 +302,7 @@ def main() -> int:
             "devproxy.log",
         )
         _wait_port(args.host, args.ui_port, proxy, "Dev proxy (devproxy.py)")
-        _wait_healthy(f"{base}/healthz", [temporal, worker, api, proxy])
+        _wait_healthy(f"{base}/healthz", [temporal, worker, intake, api, proxy])
         _banner(base, ui, keys, var, passwords)
         while not _stop_requested and all(p.poll() is None for p in procs):
             time.sleep(0.2)
@@ -325,7 +326,8 @@ def _banner(
         f"sign in once at {ui}/codec/sign-in with the dev-support key to read decoded histories"
     )
     print(f"""
-Orderly is running (state in {var}; logs: api.log, worker.log, temporal.log, devproxy.log)
+Orderly is running (state in {var}; logs: api.log, worker.log, intake-worker.log,
+  temporal.log, devproxy.log)
   Console      {api}/console/  (sign in as a dev user below)
   API docs     {api}/docs
   Health       {api}/healthz

@@ -1,11 +1,15 @@
 """The Orderly worker: registers the order workflow and its activities on the task queue.
 
-Run ``python worker.py``; any number of these can run against the same Temporal cluster.
+Run ``python worker.py [--queues orders|intake|orders,intake]``; any number of these can run
+against the same Temporal cluster. ``make run`` starts one of each: imports get their own
+process, so a big import's starts neither wait behind the orders it creates nor slow them.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -44,10 +48,9 @@ from workflows.order import OrderWorkflow
 log = logging.getLogger("orderly.worker")
 
 
-def build_activities(
-    settings: Settings, sessions: SessionFactory, client: Client
-) -> list[Callable[..., Any]]:
-    """Activities wired to the simulators; swap a simulator here for a real provider."""
+def build_activities(settings: Settings, sessions: SessionFactory) -> list[Callable[..., Any]]:
+    """The orders' activities wired to the simulators; swap a simulator here for a real
+    provider."""
     keyring = load_keyring(settings)
     vault = Vault(keyring)
     credit = CreditActivities(
@@ -72,16 +75,6 @@ def build_activities(
     notify = NotifyActivities(OutboxMailer(sessions, vault), links.url)
     projection = ProjectionActivities(sessions, vault)
     customers = CustomerActivities.from_settings(settings, sessions)
-    # Imports start orders through the same use case as the API (services.orders).
-    imports = ImportActivities(
-        Services(
-            settings=settings,
-            client=client,
-            sessions=sessions,
-            approval_policy=load_policy(settings.approval_policy_file),
-            keyring=keyring,
-        )
-    )
     return [
         credit.check_credit,
         inventory.reserve_stock,
@@ -95,13 +88,28 @@ def build_activities(
         projection.project_order,
         customers.count_customers,
         customers.classify_customers,
-        imports.validate_import,
-        imports.start_import_batch,
-        imports.finish_import,
     ]
 
 
-WORKFLOWS = [OrderWorkflow, ClassifyCustomersWorkflow, ImportWorkflow]
+def build_intake_activities(
+    settings: Settings, sessions: SessionFactory, client: Client
+) -> list[Callable[..., Any]]:
+    """Imports: they start orders through the same use cases as the API (services/)."""
+    imports = ImportActivities(
+        Services(
+            settings=settings,
+            client=client,
+            sessions=sessions,
+            approval_policy=load_policy(settings.approval_policy_file),
+            keyring=load_keyring(settings),
+        )
+    )
+    return [imports.validate_import, imports.start_import_batch, imports.finish_import]
+
+
+ORDER_WORKFLOWS = [OrderWorkflow, ClassifyCustomersWorkflow]
+INTAKE_WORKFLOWS = [ImportWorkflow]
+WORKFLOWS = ORDER_WORKFLOWS + INTAKE_WORKFLOWS  # every workflow type (the replay test)
 
 
 LAZY_IMPORTS = ("email_validator", "idna", "dns")  # what pydantic's e-mail validation imports
@@ -119,17 +127,54 @@ def workflow_runner(*, strict: bool = False) -> SandboxedWorkflowRunner:
     )
 
 
-def build_worker(client: Client, settings: Settings, sessions: SessionFactory) -> Worker:
-    return Worker(
-        client,
-        task_queue=settings.task_queue,
-        workflows=WORKFLOWS,
-        activities=build_activities(settings, sessions, client),
-        max_cached_workflows=settings.max_cached_workflows,
-        workflow_runner=workflow_runner(strict=settings.strict_sandbox),
-        # A dead worker's sticky queue hands its orders back after this (default 10 s).
-        sticky_queue_schedule_to_start_timeout=timedelta(seconds=3),
-    )
+class WorkerGroup:
+    """The Temporal workers of one process (one per task queue it serves), run together."""
+
+    def __init__(self, workers: list[Worker]) -> None:
+        self.workers = workers
+        self._stack = contextlib.AsyncExitStack()
+
+    async def __aenter__(self) -> WorkerGroup:
+        for worker in self.workers:
+            await self._stack.enter_async_context(worker)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stack.aclose()
+
+
+def build_worker(client: Client, settings: Settings, sessions: SessionFactory) -> WorkerGroup:
+    """The workers of ``settings.worker_queues``: orders (and the classification schedule's
+    workflow) on ``task_queue``, imports on ``intake_queue``."""
+    runner = workflow_runner(strict=settings.strict_sandbox)
+    workers = []
+    if "orders" in settings.worker_queues:
+        workers.append(
+            Worker(
+                client,
+                task_queue=settings.task_queue,
+                workflows=ORDER_WORKFLOWS,
+                activities=build_activities(settings, sessions),
+                max_cached_workflows=settings.max_cached_workflows,
+                workflow_runner=runner,
+                # A dead worker's sticky queue hands its orders back after this (default 10 s).
+                sticky_queue_schedule_to_start_timeout=timedelta(seconds=3),
+            )
+        )
+    if "intake" in settings.worker_queues:
+        workers.append(
+            Worker(
+                client,
+                task_queue=settings.intake_queue,
+                workflows=INTAKE_WORKFLOWS,
+                activities=build_intake_activities(settings, sessions, client),
+                workflow_runner=runner,
+                sticky_queue_schedule_to_start_timeout=timedelta(seconds=3),
+            )
+        )
+    if not workers:
+        raise ValueError("ORDERLY_WORKER_QUEUES names no queue (orders, intake)")
+    return WorkerGroup(workers)
 
 
 async def run_worker(settings: Settings) -> None:
@@ -137,25 +182,46 @@ async def run_worker(settings: Settings) -> None:
     try:
         client = await connect(settings)
         worker = build_worker(client, settings, make_sessionmaker(engine))
-        schedule = await ensure_schedule(
-            client, task_queue=settings.task_queue, cron=settings.classification_schedule
-        )
-        log.info("customer classification schedule: %s", schedule)
+        if "orders" in settings.worker_queues:
+            schedule = await ensure_schedule(
+                client, task_queue=settings.task_queue, cron=settings.classification_schedule
+            )
+            log.info("customer classification schedule: %s", schedule)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         async with worker:
-            log.info("worker polling %s on %s", settings.task_queue, settings.temporal_target)
+            queues = [w.task_queue for w in worker.workers]
+            log.info("worker polling %s on %s", ", ".join(queues), settings.temporal_target)
             await stop.wait()
             log.info("worker shutting down")
     finally:  # also when cancelled (a test stopping it): no pooled connections left behind
         await engine.dispose()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="An Orderly worker process.")
+    parser.add_argument(
+        "--queues",
+        help="what this process serves: orders, intake or orders,intake "
+        "(default: ORDERLY_WORKER_QUEUES, i.e. both)",
+    )
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = get_settings()
+    if args.queues:
+        queues = [q.strip() for q in args.queues.split(",") if q.strip()]
+        try:
+            settings = settings.model_copy(
+                update={
+                    "worker_queues": Settings.model_validate(
+                        {"worker_queues": queues}
+                    ).worker_queues
+                }
+            )
+        except ValueError:
+            parser.error(f"--queues: {args.queues!r}: each one of orders, intake")
     try:
         load_keyring(settings)  # no keys in production: refuse to start, saying what to set
     except KeyConfigError as exc:

@@ -355,7 +355,7 @@ def start_stack(env_overrides: dict[str, str] | None = None, keep: bool = False)
     for pid in children(proc.pid):
         cmd = cmdline(pid)
         if "worker.py" in cmd:
-            stack.pids["worker"] = pid
+            stack.pids["intake_worker" if "intake" in cmd.split() else "worker"] = pid
         elif "start-dev" in cmd:
             stack.pids["temporal"] = pid
         elif "uvicorn" in cmd:

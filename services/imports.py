@@ -158,7 +158,7 @@ def _after(cursor: str) -> tuple[datetime, str]:
 
 
 class Imports:
-    batch_size = 100  # orders per start activity
+    batch_size = 200  # orders per start activity
     batches_per_run = 100  # then the workflow continues as new
 
     def __init__(self, services: Services) -> None:
@@ -212,7 +212,7 @@ class Imports:
                     heartbeat_timeout=self._s.settings.activity_heartbeat,
                 ),
                 id=workflow_id(import_id),
-                task_queue=self._s.settings.task_queue,
+                task_queue=self._s.settings.intake_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             )
         except RPCError as exc:

@@ -50,7 +50,7 @@ Outcome = Started | ServiceError
 
 
 class Intake:
-    def __init__(self, services: Services, *, concurrency: int = 32) -> None:
+    def __init__(self, services: Services, *, concurrency: int = 128) -> None:
         self._s = services
         self._orders = Orders(services)
         self._concurrency = concurrency

@@ -34,8 +34,9 @@ REQUIRED_SERVICES = (
     "migrate",
     "api",
     "worker",
+    "intake-worker",
 )
-APP_SERVICES = ("migrate", "api", "worker")
+APP_SERVICES = ("migrate", "api", "worker", "intake-worker")
 HEALTHCHECKED = ("postgres", "temporal", "api")
 NAMESPACE_JOB = "temporal-create-namespace"
 DEPENDS_ON_CONDITIONS = {
@@ -194,6 +195,8 @@ def test_start_order(services: dict[str, dict[str, Any]]) -> None:
         ("api", "temporal"): "service_healthy",
         ("worker", "migrate"): "service_completed_successfully",
         ("worker", "temporal"): None,
+        ("intake-worker", "migrate"): "service_completed_successfully",
+        ("intake-worker", "temporal"): None,
     }
     for (name, target), condition in expected.items():
         deps = depends_on(services[name])
@@ -233,16 +236,18 @@ def test_app_services_get_orderly_settings(services: dict[str, dict[str, Any]], 
     assert url.database, f"{name}: ORDERLY_DATABASE_URL names no database"
 
 
-def test_api_and_worker_agree(services: dict[str, dict[str, Any]]) -> None:
-    api, worker = env_of(services["api"]), env_of(services["worker"])
+@pytest.mark.parametrize("worker_name", ["worker", "intake-worker"])
+def test_api_and_worker_agree(services: dict[str, dict[str, Any]], worker_name: str) -> None:
+    api, worker = env_of(services["api"]), env_of(services[worker_name])
     for key in (
         "ORDERLY_TEMPORAL_TARGET",
         "ORDERLY_TEMPORAL_NAMESPACE",
         "ORDERLY_TASK_QUEUE",
+        "ORDERLY_INTAKE_TASK_QUEUE",
         "ORDERLY_DATABASE_URL",
     ):
         assert api.get(key) == worker.get(key), (
-            f"api and worker disagree on {key}: {api.get(key)!r} vs {worker.get(key)!r}"
+            f"api and {worker_name} disagree on {key}: {api.get(key)!r} vs {worker.get(key)!r}"
         )
 
 
@@ -256,7 +261,7 @@ def test_the_namespace_the_apps_use_is_created(services: dict[str, dict[str, Any
         f"{NAMESPACE_JOB} creates namespace {job_env.get('NAMESPACE')!r}, "
         f"but the apps use {wanted!r}"
     )
-    for name in ("api", "worker"):
+    for name in ("api", "worker", "intake-worker"):
         condition = depends_on(services[name]).get(NAMESPACE_JOB)
         assert condition == "service_completed_successfully", (
             f"{name} must wait for {NAMESPACE_JOB} to complete, not {condition!r}"
@@ -283,7 +288,8 @@ def test_app_commands(services: dict[str, dict[str, Any]]) -> None:
         "migrate": "alembic -c db/alembic.ini upgrade head",
         "api": "uvicorn api.app:create_app --factory --host 0.0.0.0 --port 8000"
         " --timeout-graceful-shutdown 5",
-        "worker": "python worker.py",
+        "worker": "python worker.py --queues orders",
+        "intake-worker": "python worker.py --queues intake",
     }
     for name, command in expected.items():
         got = argv(services[name].get("command"))
@@ -297,8 +303,9 @@ def test_api_publishes_port_8000(services: dict[str, dict[str, Any]]) -> None:
     )
 
 
-def test_worker_can_be_scaled(services: dict[str, dict[str, Any]]) -> None:
-    worker = services["worker"]
+@pytest.mark.parametrize("name", ["worker", "intake-worker"])
+def test_worker_can_be_scaled(services: dict[str, dict[str, Any]], name: str) -> None:
+    worker = services[name]
     assert "container_name" not in worker, "worker has a container_name, so it cannot be scaled"
     assert not worker.get("ports"), "worker publishes ports, so a second replica would clash"
 

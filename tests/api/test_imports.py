@@ -216,7 +216,7 @@ async def test_imports_are_their_uploaders_and_support_sees_all(api: Api) -> Non
 
 async def test_cancel_stops_between_batches_and_reports_the_rest(api: Api) -> None:
     started = await submit(api, csv_bytes(orders(300, prefix="CAN")))
-    # Cancel as soon as it is starting orders (300 orders are three batches of 100).
+    # Cancel as soon as it is starting orders (300 orders are two batches: 200 + 100).
     deadline = time.monotonic() + 60
     while True:
         body = (await api.http.get(f"/imports/{started['id']}", headers=api.auth("eshop"))).json()

@@ -19,7 +19,7 @@ from tests.import_files import csv_bytes, orders
 from workflows.imports import workflow_id
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
-ORDERS = 300  # three batches of 100
+ORDERS = 300  # two batches (200 + 100)
 
 
 async def status_of(api: Api, import_id: str) -> dict[str, Any]:

@@ -222,7 +222,7 @@ async def stop_and_check(stack: DevStack) -> None:
     children = children_of(stack.proc.pid)
     names = ("temporal", "worker.py", "uvicorn", "devproxy.py")
     kinds = sorted(next((n for n in names if n in cmd), cmd) for cmd in children.values())
-    assert kinds == ["devproxy.py", "temporal", "uvicorn", "worker.py"], children
+    assert kinds == ["devproxy.py", "temporal", "uvicorn", "worker.py", "worker.py"], children
     found = stack_processes(stack.var, stack.temporal_target)
     assert set(children) | {stack.proc.pid} <= set(found), found  # the scan sees them all
     code = await stack.interrupt()
