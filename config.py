@@ -87,6 +87,9 @@ class Settings(BaseSettings):
         "default <task_queue>-intake. Apart from the orders' so that a big import's starts "
         "neither wait behind the orders it creates nor starve them.",
     )
+    import_batch_size: int = Field(
+        default=200, ge=1, le=1000, description="Orders an import starts per activity."
+    )
     worker_queues: list[Literal["orders", "intake"]] = Field(
         default=["orders", "intake"],
         description='What a worker process serves, e.g. ["intake"] for a dedicated import '

@@ -158,7 +158,7 @@ def _after(cursor: str) -> tuple[datetime, str]:
 
 
 class Imports:
-    batch_size = 200  # orders per start activity
+    batch_size: int | None = None  # orders per start activity; None: the setting
     batches_per_run = 100  # then the workflow continues as new
 
     def __init__(self, services: Services) -> None:
@@ -207,7 +207,7 @@ class Imports:
                 ImportWorkflow.run,
                 ImportInput(
                     import_id=import_id,
-                    batch_size=self.batch_size,
+                    batch_size=self.batch_size or self._s.settings.import_batch_size,
                     batches_per_run=self.batches_per_run,
                     heartbeat_timeout=self._s.settings.activity_heartbeat,
                 ),

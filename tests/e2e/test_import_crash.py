@@ -13,13 +13,15 @@ from temporalio.client import WorkflowHistory
 
 from db.models import ImportOrderRow, OrderReferenceRow
 from db.session import SessionFactory
+from services.imports import Imports
 from tests.api.conftest import Api
 from tests.e2e.conftest import Workers
 from tests.import_files import csv_bytes, orders
 from workflows.imports import workflow_id
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
-ORDERS = 300  # two batches (200 + 100)
+BATCH = 40
+ORDERS = 120  # three batches
 
 
 async def status_of(api: Api, import_id: str) -> dict[str, Any]:
@@ -30,9 +32,13 @@ async def status_of(api: Api, import_id: str) -> dict[str, Any]:
 
 
 async def test_killed_worker_mid_import_starts_every_order_exactly_once(
-    api_without_worker: Api, workers: Workers, sessions: SessionFactory
+    api_without_worker: Api,
+    workers: Workers,
+    sessions: SessionFactory,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     api = api_without_worker
+    monkeypatch.setattr(Imports, "batch_size", BATCH)
     first = workers.start()
     res = await api.http.post(
         "/imports",
@@ -54,7 +60,7 @@ async def test_killed_worker_mid_import_starts_every_order_exactly_once(
                 .where(ImportOrderRow.import_id == import_id)
                 .where(ImportOrderRow.attempted_at.is_not(None))
             )
-        if body["counts"]["started"] >= 100 and (attempted or 0) > body["counts"]["started"]:
+        if body["counts"]["started"] >= BATCH and (attempted or 0) > body["counts"]["started"]:
             break
         assert body["status"] in ("validating", "starting"), f"{body}\n{workers.output()}"
         assert time.monotonic() < deadline, f"no batch in flight: {body}\n{workers.output()}"
