@@ -35,7 +35,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from activities.imports import ImportStatus
+from activities.import_contracts import ImportStatus
 from config import Settings, get_settings
 from domain.import_formats import MAX_BYTES, ImportFileError
 from domain.imports import ImportMode

@@ -24,7 +24,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
-from activities.imports import (
+from activities.import_contracts import (
     ImportCounts,
     ImportInput,
     ImportStatus,

@@ -16,9 +16,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.imports import (
+    from activities.import_contracts import (
         FinishImport,
-        ImportActivities,
         ImportCounts,
         ImportInput,
         ImportProgress,
@@ -27,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
         StageResult,
         StartBatch,
     )
+    from activities.imports import ImportActivities
 
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
 

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
-from activities.imports import ImportStatus
+from activities.import_contracts import ImportStatus
 from api.errors import STATUS
 from console.auth import Sales, ServicesDep, Viewer
 from console.i18n import translator

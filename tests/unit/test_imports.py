@@ -27,46 +27,9 @@ from domain.imports import (
     validate,
 )
 from domain.order import MAX_LINES, PaymentType
+from tests.import_files import csv_bytes, row
 
 SKUS = frozenset({"WIDGET-1", "GADGET-2", "BOLT-3"} | {f"S-{i}" for i in range(MAX_LINES + 1)})
-
-
-def row(**overrides: str) -> dict[str, str]:
-    """A complete valid import row (order PO-1, one WIDGET-1 line)."""
-    data = {
-        "order_ref": "PO-1",
-        "customer_id": "C-1",
-        "customer_name": "Ada Lovelace",
-        "customer_email": "ada@example.com",
-        "customer_region": "EU-WEST",
-        "customer_tier": "standard",
-        "sku": "WIDGET-1",
-        "quantity": "2",
-        "unit_price": "19.99",
-        "list_price": "",
-        "currency": "EUR",
-        "ship_name": "Ada Lovelace",
-        "ship_line1": "12 Analytical Row",
-        "ship_line2": "",
-        "ship_city": "London",
-        "ship_postal_code": "N1 9GU",
-        "ship_country": "GB",
-        "payment_type": "card",
-        "payment_token": "tok_visa",
-        "sales_rep": "rep-jane",
-    }
-    data.update(overrides)
-    return data
-
-
-def csv_bytes(rows: list[dict[str, str]], header: list[str] | None = None) -> bytes:
-    out = io.StringIO()
-    names = header or list(COLUMN_NAMES)
-    writer = csv.writer(out)
-    writer.writerow(names)
-    for r in rows:
-        writer.writerow([r.get(n, "") for n in names])
-    return out.getvalue().encode("utf-8")
 
 
 def table_of(rows: list[dict[str, str]], header: list[str] | None = None) -> Table:
