@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -11,7 +11,9 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -57,7 +59,7 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON, list[int]: JSON}  # noqa: RUF012
+    type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON, list[int]: JSON, list[Any]: JSON}  # noqa: RUF012
 
 
 # --- read model -------------------------------------------------------------------------------
@@ -86,6 +88,17 @@ class OrderRow(Base):
     )
     source: Mapped[str] = mapped_column(
         String(16), default="api", server_default="api", doc="domain.order.OrderSource"
+    )
+    # Report dimensions (services.reports), kept by the projection.
+    sales_rep: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    refunded: Mapped[Decimal] = mapped_column(Money, default=0, server_default="0")
+    confirmed_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    shipped_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    close_reason: Mapped[str | None] = mapped_column(
+        String(32), nullable=True, doc="domain.reporting.close_reason_code of the closure."
     )
 
     __table_args__ = (
@@ -611,3 +624,146 @@ class ImportOrderRow(Base):
     )
     order_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     message: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+# --- reports (services.reports; kept by the projection, db.rollup) ------------------------------
+
+
+class OrderLineRow(Base):
+    """One line of an order as the reports see it (the projection rewrites them on amendment)."""
+
+    __tablename__ = "order_lines"
+
+    order_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    line_no: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sku: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(64), doc="products.category; 'uncategorised'.")
+    quantity: Mapped[int] = mapped_column(BigInteger)
+    unit_price: Mapped[Decimal] = mapped_column(Money)
+    line_total: Mapped[Decimal] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(String(3))
+
+    __table_args__ = (Index("ix_order_lines_sku", "sku", "order_id"),)
+
+
+class ProductRow(Base):
+    """A product's name and category (the reports' product dimension)."""
+
+    __tablename__ = "products"
+
+    sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    category: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class SalesDailyRow(Base):
+    """Daily rollup per order: orders created that day (UTC), by their current status and
+    dimensions. Kept incrementally by the projection (an order's contribution moves from its
+    old key to its new one in the projection's transaction); ``sales_rep`` '' = none."""
+
+    __tablename__ = "sales_daily"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    region: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tier: Mapped[str] = mapped_column(String(16), primary_key=True)
+    status: Mapped[str] = mapped_column(String(32), primary_key=True)
+    source: Mapped[str] = mapped_column(String(16), primary_key=True)
+    sales_rep: Mapped[str] = mapped_column(String(128), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    orders: Mapped[int] = mapped_column(BigInteger)
+    units: Mapped[int] = mapped_column(BigInteger)
+    revenue: Mapped[Decimal] = mapped_column(Money)
+    refunds: Mapped[Decimal] = mapped_column(Money)
+
+
+class SalesDailySkuRow(Base):
+    """Daily rollup per order line (date x region x tier x sku x status): ``orders`` counts the
+    orders holding the SKU; ``refunds`` is the order's refund shared over its lines by value."""
+
+    __tablename__ = "sales_daily_sku"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    region: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tier: Mapped[str] = mapped_column(String(16), primary_key=True)
+    status: Mapped[str] = mapped_column(String(32), primary_key=True)
+    sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+    category: Mapped[str] = mapped_column(String(64), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    orders: Mapped[int] = mapped_column(BigInteger)
+    units: Mapped[int] = mapped_column(BigInteger)
+    revenue: Mapped[Decimal] = mapped_column(Money)
+    refunds: Mapped[Decimal] = mapped_column(Money)
+
+    __table_args__ = (Index("ix_sales_daily_sku_sku_day", "sku", "day"),)
+
+
+class ReportExportRow(Base):
+    """A report exported in the background (ReportExportWorkflow) and kept for download."""
+
+    __tablename__ = "report_exports"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    report: Mapped[str] = mapped_column(String(32), doc="sales | operations | customers | ...")
+    params: Mapped[dict[str, Any]] = mapped_column(doc="The report's query, as the API took it.")
+    format: Mapped[str] = mapped_column(String(8), doc="csv | xlsx | png")
+    status: Mapped[str] = mapped_column(String(16), doc="queued | running | done | failed")
+    rows_done: Mapped[int] = mapped_column(BigInteger, default=0)
+    rows_total: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    content: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    subscription_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+    __table_args__ = (Index("ix_report_exports_created_by", "created_by", "created_at"),)
+
+
+class ReportSubscriptionRow(Base):
+    """A manager's scheduled report (a Temporal Schedule starts its export every period)."""
+
+    __tablename__ = "report_subscriptions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    principal: Mapped[str] = mapped_column(String(128))
+    report: Mapped[str] = mapped_column(String(32))
+    params: Mapped[dict[str, Any]] = mapped_column()
+    format: Mapped[str] = mapped_column(String(8))
+    cadence: Mapped[str] = mapped_column(String(16), doc="weekly")
+    email: Mapped[str | None] = mapped_column(Text, nullable=True, doc="Sealed; None: store only.")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class ProductRuleRow(Base):
+    """An association rule "orders with ``antecedent`` also hold ``consequent``" (domain.basket),
+    replaced as a whole by each scheduled recomputation."""
+
+    __tablename__ = "product_rules"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    antecedent: Mapped[list[str]] = mapped_column()
+    consequent: Mapped[str] = mapped_column(String(64))
+    support: Mapped[float] = mapped_column(Float)
+    confidence: Mapped[float] = mapped_column(Float)
+    lift: Mapped[float] = mapped_column(Float)
+    orders: Mapped[int] = mapped_column(Integer)
+    computed_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class DemandForecastRow(Base):
+    """The latest weekly demand forecast of one SKU in one region ('*': all regions)."""
+
+    __tablename__ = "demand_forecasts"
+
+    sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+    region: Mapped[str] = mapped_column(String(64), primary_key=True)
+    method: Mapped[str] = mapped_column(String(16))
+    history_weeks: Mapped[int] = mapped_column(Integer)
+    backtest_weeks: Mapped[int] = mapped_column(Integer)
+    backtest_smape: Mapped[float | None] = mapped_column(Float, nullable=True)
+    points: Mapped[list[Any]] = mapped_column(doc="[{week, quantity, lower, upper}]")
+    computed_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -14,10 +14,12 @@ from typing import Any
 from sqlalchemy import and_, delete, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db import rollup
 from db.models import ApprovalConflictRow, ApprovalInboxRow, OrderEventRow, OrderRow
 from db.upsert import insert_for
 from db.vault import Vault
 from domain.events import OrderEvent, parse_event
+from domain.reporting import close_reason_code
 from domain.state import LoggedEvent, OrderState
 from domain.status import TERMINAL, OrderStatus
 
@@ -44,7 +46,22 @@ def _order_values(state: OrderState, snapshot: dict[str, Any]) -> dict[str, Any]
         "snapshot": snapshot,
         "external_reference": state.external_reference,
         "source": state.source.value,
+        "sales_rep": state.sales_rep,
+        "revision": state.revision,
+        "refunded": state.payment.refunded,
+        "closed_at": _closed_at(state),
+        "close_reason": (
+            close_reason_code(state.status, state.closure.by, state.closure.reason)
+            if state.closure
+            else None
+        ),
     }
+
+
+def _closed_at(state: OrderState) -> datetime | None:
+    if not state.status.is_terminal:
+        return None
+    return state.closure.at if state.closure else state.updated_at
 
 
 async def project(
@@ -69,12 +86,18 @@ async def project(
     values = _order_values(
         state, await vault.seal(session, customer_id, state.model_dump(mode="json"))
     )
-    stmt = insert_for(session, OrderRow).values(**values)
+    before = await rollup.read_before(session, state.id)
+    times = rollup.event_times(events)
+    stmt = insert_for(session, OrderRow).values(**values, **times)
     update_cols = {k: stmt.excluded[k] for k in values if k not in ("id", "created_at")}
+    for column in times:  # the first time an order got there stays
+        update_cols[column] = func.coalesce(getattr(OrderRow, column), stmt.excluded[column])
     newer = or_(OrderRow.seq <= stmt.excluded.seq, stmt.excluded.closed)
     applied = await session.execute(
         stmt.on_conflict_do_update(index_elements=["id"], set_=update_cols, where=newer)
     )
+    if applied.rowcount:  # type: ignore[attr-defined]
+        await rollup.apply(session, state, values, before)
     if final:
         await session.execute(
             delete(OrderEventRow).where(
