@@ -20,6 +20,8 @@ from decimal import Decimal
 from html import escape
 from typing import Literal
 
+from services.report_files import defuse as defuse  # the one formula-defusing rule
+
 Number = int | float | Decimal
 
 WIDTH, HEIGHT = 640, 320
@@ -28,7 +30,6 @@ LEFT, RIGHT, TOP, BOTTOM = 72, 16, 64, 64
 # by more than colour.
 PALETTE = ("#0b4f9c", "#a4161a", "#136c2e", "#8a4b00", "#5b2a86", "#00606b")
 DASHES = ("", "6 3", "2 3", "8 3 2 3", "1 2", "10 4")
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -260,12 +261,6 @@ def _plain(value: Number | None, decimals: int) -> str:
     if value is None:
         return ""
     return str(value) if isinstance(value, int) else format(value, f".{decimals}f")
-
-
-def defuse(cell: str) -> str:
-    """A cell starting with = + - @ tab or CR gets a leading quote, so a spreadsheet shows it
-    as text instead of evaluating it."""
-    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
 
 
 def categories_of(values: Iterable[str]) -> list[str]:

@@ -124,7 +124,8 @@ async def test_an_order_moves_through_the_rollups_as_its_status_changes(
     assert row is not None
     assert row.confirmed_at == T0 + timedelta(hours=2)
     assert row.shipped_at == T0 + timedelta(hours=3)
-    assert row.closed_at is not None and row.sales_rep == "rep-jane"
+    assert row.closed_at is not None
+    assert row.sales_rep == "rep-jane"
     assert row.refunded == Decimal("10.00")
     await _assert_equals_rebuild(sessions)
 
@@ -161,7 +162,8 @@ async def test_amended_lines_replace_the_old_ones_and_cancellations_get_a_reason
     await _project(sessions, state, cancelled)
     async with sessions() as session:
         row = await session.get(OrderRow, "SO-R2")
-    assert row is not None and row.close_reason == "requested"
+    assert row is not None
+    assert row.close_reason == "requested"
     assert row.closed_at == T0 + timedelta(days=1)
     await _assert_equals_rebuild(sessions)
 
