@@ -287,6 +287,42 @@ class Settings(BaseSettings):
         description="Cron expression (UTC) of the classification run (a Temporal schedule).",
     )
 
+    # Reports (services.reports) and analytics (workflows/analytics.py)
+    report_rates: dict[str, Decimal] = Field(
+        default_factory=dict,
+        description='Exchange rates for reports that convert money: JSON {"USD": 0.92, ...}, '
+        "units of report_rate_base per unit of each currency. Empty: reports never convert, "
+        "every figure stays per currency.",
+    )
+    report_rate_base: str = Field(
+        default="EUR", pattern=r"^[A-Z]{3}$", description="The currency report_rates are in."
+    )
+    report_rates_as_of: str = Field(
+        default="", max_length=40, description="Stated on converted reports, e.g. 2026-12-01."
+    )
+    report_export_rows: int = Field(
+        default=1_000_000, ge=1000, description="Most rows a background export writes."
+    )
+    rules_min_support: float = Field(
+        default=0.005, gt=0, le=1, description="Association rules: share of orders holding the set."
+    )
+    rules_min_confidence: float = Field(
+        default=0.3, gt=0, le=1, description="Association rules: P(consequent | antecedent)."
+    )
+    rules_min_lift: float = Field(
+        default=1.5, gt=0, description="Association rules: confidence over the consequent's share."
+    )
+    rules_history_days: int = Field(
+        default=365, ge=7, le=1830, description="Orders of the last N days feed the rules."
+    )
+    forecast_horizon_weeks: int = Field(default=12, ge=1, le=52)
+    forecast_backtest_weeks: int = Field(default=8, ge=1, le=26)
+    analytics_schedule: str = Field(
+        default="30 3 * * *",
+        pattern=r"^(@\w+|\S+( \S+){4})$",
+        description="Cron (UTC) of the analytics run: association rules and demand forecasts.",
+    )
+
     # Simulator failure injection (tests and demos)
     sim_payment_delay: float = Field(
         default=0.0, ge=0, description="Seconds each gateway call takes."
