@@ -303,6 +303,15 @@ class Settings(BaseSettings):
     report_export_rows: int = Field(
         default=1_000_000, ge=1000, description="Most rows a background export writes."
     )
+    report_stuck_after: timedelta = Field(
+        default=timedelta(hours=48),
+        description="The operations report counts open orders unchanged this long as stuck.",
+    )
+    report_sync_rows: int = Field(
+        default=20_000,
+        ge=100,
+        description="Bigger reports are exported in the background (POST /reports/exports).",
+    )
     rules_min_support: float = Field(
         default=0.005, gt=0, le=1, description="Association rules: share of orders holding the set."
     )

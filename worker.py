@@ -28,6 +28,7 @@ from activities.inventory import InventoryActivities
 from activities.notify import NotifyActivities
 from activities.payment import PaymentActivities
 from activities.projection import ProjectionActivities
+from activities.reports import ReportActivities
 from activities.shipping import ShippingActivities
 from config import Settings, get_settings, load_keyring, load_policy
 from db.session import SessionFactory, make_engine, make_sessionmaker
@@ -44,6 +45,7 @@ from workflows.classify import ClassifyCustomersWorkflow, ensure_schedule
 from workflows.client import connect
 from workflows.imports import ImportWorkflow
 from workflows.order import OrderWorkflow
+from workflows.reports import AnalyticsWorkflow, ReportExportWorkflow, ensure_analytics_schedule
 
 log = logging.getLogger("orderly.worker")
 
@@ -75,6 +77,7 @@ def build_activities(settings: Settings, sessions: SessionFactory) -> list[Calla
     notify = NotifyActivities(OutboxMailer(sessions, vault), links.url)
     projection = ProjectionActivities(sessions, vault)
     customers = CustomerActivities.from_settings(settings, sessions)
+    reports = ReportActivities(sessions, settings)
     return [
         credit.check_credit,
         inventory.reserve_stock,
@@ -88,6 +91,10 @@ def build_activities(settings: Settings, sessions: SessionFactory) -> list[Calla
         projection.project_order,
         customers.count_customers,
         customers.classify_customers,
+        reports.open_week_export,
+        reports.run_export,
+        reports.compute_rules,
+        reports.compute_forecasts,
     ]
 
 
@@ -107,7 +114,12 @@ def build_intake_activities(
     return [imports.validate_import, imports.start_import_batch, imports.finish_import]
 
 
-ORDER_WORKFLOWS = [OrderWorkflow, ClassifyCustomersWorkflow]
+ORDER_WORKFLOWS = [
+    OrderWorkflow,
+    ClassifyCustomersWorkflow,
+    ReportExportWorkflow,
+    AnalyticsWorkflow,
+]
 INTAKE_WORKFLOWS = [ImportWorkflow]
 WORKFLOWS = ORDER_WORKFLOWS + INTAKE_WORKFLOWS  # every workflow type (the replay test)
 
@@ -187,6 +199,10 @@ async def run_worker(settings: Settings) -> None:
                 client, task_queue=settings.task_queue, cron=settings.classification_schedule
             )
             log.info("customer classification schedule: %s", schedule)
+            schedule = await ensure_analytics_schedule(
+                client, task_queue=settings.task_queue, cron=settings.analytics_schedule
+            )
+            log.info("analytics schedule: %s", schedule)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -71,7 +71,7 @@ async def categories(session: AsyncSession, skus: Sequence[str]) -> dict[str, st
     result = await session.execute(
         select(ProductRow.sku, ProductRow.category).where(ProductRow.sku.in_(sorted(set(skus))))
     )
-    found = {sku: category for sku, category in result.tuples()}  # noqa: C416 - Result has keys()
+    found: dict[str, str] = {row[0]: row[1] for row in result}
     return {sku: found.get(sku, UNCATEGORISED) for sku in skus}
 
 

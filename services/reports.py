@@ -25,6 +25,7 @@ from config import Settings
 from db.models import OrderLineRow, OrderRow, SalesDailyRow, SalesDailySkuRow
 from domain.reporting import (
     LINE_DIMENSIONS,
+    ORDER_DIMENSIONS,
     SOLD_STATUSES,
     Dimension,
     Period,
@@ -112,15 +113,8 @@ def parse_sales_query(
             flt[Dimension(name)] = items
         except ValueError:
             raise invalid(name, "not a report dimension") from None
-    if (
-        flt
-        and LINE_DIMENSIONS & set(flt)
-        and {Dimension.SALES_REP, Dimension.SOURCE}
-        & {
-            *flt,
-            *dims,
-        }
-    ):
+    used = {*flt, *dims}
+    if LINE_DIMENSIONS & used and ORDER_DIMENSIONS & used:
         raise invalid("sku", "sku/category cannot be combined with sales_rep/source")
     if top is not None and not 1 <= top <= MAX_TOP:
         raise invalid("top", f"must be between 1 and {MAX_TOP}")

@@ -15,15 +15,14 @@ from temporalio.client import (
     Client,
     Schedule,
     ScheduleActionStartWorkflow,
-    ScheduleAlreadyRunningError,
     ScheduleOverlapPolicy,
     SchedulePolicy,
     ScheduleSpec,
     ScheduleState,
-    ScheduleUpdate,
-    ScheduleUpdateInput,
 )
 from temporalio.common import RetryPolicy
+
+from workflows.schedules import ensure
 
 with workflow.unsafe.imports_passed_through():
     from activities.customers import (
@@ -119,19 +118,4 @@ async def ensure_schedule(
     """Create the classification schedule, or bring an existing one up to date with these
     settings (a pause stays as it is). Returns "created", "updated" or "unchanged"."""
     wanted = _schedule(task_queue, cron)
-    try:
-        await client.create_schedule(schedule_id, wanted)
-        return "created"
-    except ScheduleAlreadyRunningError:
-        pass
-    handle = client.get_schedule_handle(schedule_id)
-    desc = await handle.describe()
-    if desc.schedule.state.note == wanted.state.note:
-        return "unchanged"
-
-    async def _update(current: ScheduleUpdateInput) -> ScheduleUpdate:
-        wanted.state.paused = current.description.schedule.state.paused
-        return ScheduleUpdate(schedule=wanted)
-
-    await handle.update(_update)
-    return "updated"
+    return await ensure(client, schedule_id, wanted)

@@ -1,0 +1,33 @@
+"""Temporal Schedules the worker keeps: create one, or bring it up to date with the settings."""
+
+from __future__ import annotations
+
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleAlreadyRunningError,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+)
+
+
+async def ensure(client: Client, schedule_id: str, wanted: Schedule) -> str:
+    """Create the schedule, or replace an existing one whose note (what it was made from: the
+    engine keeps cron only as calendars) differs; a pause stays as it is. Returns "created",
+    "updated" or "unchanged"."""
+    try:
+        await client.create_schedule(schedule_id, wanted)
+        return "created"
+    except ScheduleAlreadyRunningError:
+        pass
+    handle = client.get_schedule_handle(schedule_id)
+    desc = await handle.describe()
+    if desc.schedule.state.note == wanted.state.note:
+        return "unchanged"
+
+    async def _update(current: ScheduleUpdateInput) -> ScheduleUpdate:
+        wanted.state.paused = current.description.schedule.state.paused
+        return ScheduleUpdate(schedule=wanted)
+
+    await handle.update(_update)
+    return "updated"
