@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import imports, keys
+from cli import demo, imports, keys
 
 app = typer.Typer(
     name="orderly",
@@ -13,3 +13,4 @@ app = typer.Typer(
 )
 app.add_typer(keys.app, name="keys")
 imports.register(app)  # import, import-template, import-cancel
+demo.register(app)  # seed-demo
