@@ -234,6 +234,24 @@ class QueryError(ValueError):
         self.field = field
 
 
+FIRST_DAY = date(1970, 1, 1)
+LAST_DAY = date(2999, 12, 31)
+
+
+def check_day(field: str, day: date | None) -> None:
+    """A report date must lie between 1970 and 2999 (so ranges and periods can be computed)."""
+    if day is not None and not FIRST_DAY <= day <= LAST_DAY:
+        raise QueryError(field, f"must be between {FIRST_DAY} and {LAST_DAY}")
+
+
+def year_before(day: date) -> date:
+    """The same day a year earlier (28 February for 29 February)."""
+    try:
+        return day.replace(year=day.year - 1)
+    except ValueError:
+        return day.replace(year=day.year - 1, day=28)
+
+
 def check_range(start: date, end: date) -> None:
     """``[start, end)`` must be a forward range of at most 5 years."""
     if end <= start:

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 
 from config import Settings
 from db.models import OrderEventRow, OrderRow
-from domain.reporting import NOT_SOLD, SOLD_STATUSES, QueryError, check_range
+from domain.reporting import NOT_SOLD, SOLD_STATUSES, QueryError, check_day, check_range
 from domain.status import OrderStatus
 from services.auth import Principal
 from services.dashboard import LeadTime, lead_times_of, percentile
@@ -85,9 +85,11 @@ class Range:
 def parse_range(start: date | None, end: date | None, *, today: date | None = None) -> Range:
     """The report's range (default: the last 90 days up to today); 422 naming the parameter."""
     today = today or datetime.now(UTC).date()
-    end = end or today + timedelta(days=1)
-    start = start or end - timedelta(days=90)
     try:
+        check_day("from", start)
+        check_day("to", end)
+        end = end or today + timedelta(days=1)
+        start = start or end - timedelta(days=90)
         check_range(start, end)
     except QueryError as exc:
         raise invalid(exc.field, str(exc)) from None

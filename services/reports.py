@@ -30,12 +30,14 @@ from domain.reporting import (
     Dimension,
     Period,
     QueryError,
+    check_day,
     check_group_by,
     check_range,
     period_label,
     period_start,
     periods_between,
     previous_range,
+    year_before,
 )
 from services.auth import Principal, Role
 from services.errors import Kind, ServiceError, invalid
@@ -94,9 +96,11 @@ def parse_sales_query(
     """Check a query from the API (422 naming the parameter); defaults: the last 12 months
     by month."""
     today = today or datetime.now(UTC).date()
-    end = end or today + timedelta(days=1)
-    start = start or end.replace(year=end.year - 1)
     try:
+        check_day("from", start)
+        check_day("to", end)
+        end = end or today + timedelta(days=1)
+        start = start or year_before(end)
         check_range(start, end)
         dims = check_group_by(_split(group_by))
         chosen_period = Period(period or "month")

@@ -27,7 +27,7 @@ CACHE_TTL = timedelta(milliseconds=300)
 # Every API route declares one access rule (``api.deps.allow``, or ``api.deps.public`` for a
 # route that needs no key). Until api/routes/codec.py marks its sign-in pages public:
 # The rules of this part's routes, stated once more: changing one is a conscious change.
-SYSTEM, APPROVER, SUPPORT = Role.SYSTEM, Role.APPROVER, Role.SUPPORT
+SYSTEM, APPROVER, SUPPORT, MANAGER = Role.SYSTEM, Role.APPROVER, Role.SUPPORT, Role.MANAGER
 EXPECTED: dict[tuple[str, str], tuple[set[Role], Scope | None, bool]] = {
     ("POST", "/orders"): ({SYSTEM}, Scope.ORDERS_CREATE, True),
     ("GET", "/orders"): ({SYSTEM, APPROVER, SUPPORT}, Scope.ORDERS_READ, True),
@@ -73,6 +73,17 @@ EXPECTED: dict[tuple[str, str], tuple[set[Role], Scope | None, bool]] = {
         Scope.ORDERS_CREATE,
         False,
     ),
+    # Reports read every order's figures: managers, no scope yet (scoped keys are refused).
+    ("GET", "/reports/sales"): ({MANAGER}, None, False),
+    ("GET", "/reports/operations"): ({MANAGER}, None, False),
+    ("GET", "/reports/customers"): ({MANAGER}, None, False),
+    ("POST", "/reports/exports"): ({MANAGER}, None, False),
+    ("GET", "/reports/exports/{export_id}/file"): ({MANAGER}, None, False),
+    ("POST", "/reports/subscriptions"): ({MANAGER}, None, False),
+    ("GET", "/reports/forecasts"): ({MANAGER}, None, False),
+    ("GET", "/reports/recommendations"): ({SYSTEM, SUPPORT, MANAGER}, None, False),
+    ("GET", "/products"): ({SYSTEM, SUPPORT, MANAGER}, None, False),
+    ("PUT", "/products/{sku}"): ({SUPPORT}, None, False),
 }
 # Path parameters of the matrix: nothing that exists, so no request changes anything.
 SAMPLES = {"order_id": "SO-NOPE-1", "key_id": str(2**31 - 1)}

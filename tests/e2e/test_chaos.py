@@ -14,15 +14,24 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_short_chaos_run_keeps_every_invariant(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("orders", "kill_every"),
+    [
+        pytest.param(40, 8, id="ci"),
+        pytest.param(100, 8, id="short", marks=pytest.mark.long),
+    ],
+)
+def test_short_chaos_run_keeps_every_invariant(
+    tmp_path: Path, orders: int, kill_every: int
+) -> None:
     run = subprocess.run(
         [
             sys.executable,
             str(ROOT / "bench" / "chaos.py"),
             "--orders",
-            "100",
+            str(orders),
             "--kill-every",
-            "8",
+            str(kill_every),
             "--concurrency",
             "25",
             "--timeout",

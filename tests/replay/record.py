@@ -19,6 +19,7 @@ from typing import Any
 from temporalio.client import WorkflowHandle, WorkflowUpdateStage
 from temporalio.testing import WorkflowEnvironment
 
+from activities.reports import AnalyticsInput
 from db.models import Base
 from db.session import make_engine, make_sessionmaker
 from domain.events import ParcelLine
@@ -28,6 +29,7 @@ from domain.state import OrderState
 from domain.status import OrderStatus
 from services.auth import Principal, Role
 from services.imports import Imports
+from services.report_exports import ReportExports, export_workflow_id
 from tests.api.conftest import services_for
 from tests.conftest import Stack, binary, make_settings, seeded_stack
 from tests.factories import order_spec
@@ -50,6 +52,7 @@ from workflows.contracts import (
 )
 from workflows.imports import workflow_id
 from workflows.order import OrderWorkflow
+from workflows.reports import AnalyticsWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
 Handle = WorkflowHandle[OrderWorkflow, OrderState]
@@ -231,6 +234,24 @@ async def refund_refused_resolved(stack: Stack) -> Handle:
     return handle
 
 
+async def report_export(stack: Stack) -> AnyHandle:
+    """A background sales export (an empty report: the history is the same)."""
+    exports = ReportExports(stack.sessions, stack.settings, stack.client)
+    manager = Principal(name="manager", roles=frozenset({Role.MANAGER}))
+    view = await exports.request(manager, "sales", "csv", {"group_by": ["region"]})
+    return stack.client.get_workflow_handle(export_workflow_id(view.id))
+
+
+async def analytics(stack: Stack) -> AnyHandle:
+    """Rules, then forecasts."""
+    return await stack.client.start_workflow(
+        AnalyticsWorkflow.run,
+        AnalyticsInput(),
+        id=f"replay-analytics-{uuid.uuid4().hex[:6]}",
+        task_queue=stack.settings.task_queue,
+    )
+
+
 SCENARIOS: dict[str, Callable[[Stack], Awaitable[AnyHandle]]] = {
     "small_order": small_order,
     "three_level_approval": three_level_approval,
@@ -246,6 +267,8 @@ SCENARIOS: dict[str, Callable[[Stack], Awaitable[AnyHandle]]] = {
     "refund_refused_resolved": refund_refused_resolved,
     "import_small": import_small,
     "import_continued": import_continued,
+    "report_export": report_export,
+    "analytics": analytics,
 }
 # Recorded on the time-skipping server: their timers take days.
 TIMED: dict[str, Callable[[Stack], Awaitable[AnyHandle]]] = {
