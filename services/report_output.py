@@ -119,7 +119,9 @@ def sales_chart(report: SalesReport) -> Chart:
     return Chart(
         title=f"Revenue per {q.period.value}{by}",
         x_label=q.period.value.capitalize(),
-        y_label="Revenue (" + (q.convert_to or "per currency") + ")",
+        y_label="Revenue ("
+        + (q.convert_to or (panels[0].title if len(panels) == 1 else "per currency"))
+        + ")",
         categories=tuple(labels[p] for p in periods),
         panels=tuple(panels),
         kind="bar" if len(periods) <= 2 else "line",

@@ -1,4 +1,5 @@
-"""The Analytics workflow on a seeded history: it finds a planted bundle (desk, chair, lamp), forecasts every SKU with its backtest error, and the API serves both; the workflow's
+"""The Analytics workflow on a seeded history: it finds a planted bundle (desk, chair, lamp),
+forecasts every SKU with its backtest error, and the read service serves both; the workflow's
 schedule is kept by the worker."""
 
 from __future__ import annotations
