@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 
 from api.auth import Role, create_api_key
@@ -33,6 +34,7 @@ from db.session import make_engine, make_sessionmaker
 from integrations.inventory import SimulatedInventory
 from security.keyring import create_dev_key_file
 from services.users import Users
+from workflows.reports import ANALYTICS_SCHEDULE_ID
 
 BIN = Path(sys.executable).parent
 # name -> (roles, approval levels)
@@ -64,6 +66,13 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--api-port", type=int, default=8000)
     parser.add_argument("--temporal-port", type=int, default=7233)
     parser.add_argument("--ui-port", type=int, default=8233, help="the Temporal UI (the proxy)")
+    parser.add_argument(
+        "--demo-orders",
+        type=int,
+        default=int(os.environ.get("ORDERLY_DEMO_ORDERS", "20000")),
+        help="on first start, seed a demo history of this many finished orders in the "
+        "background (orderly seed-demo; 0: none; default ORDERLY_DEMO_ORDERS or 20000)",
+    )
     parser.add_argument(
         "--ui-internal-port",
         type=int,
@@ -170,6 +179,56 @@ async def _prepare(
     return keys, passwords
 
 
+class DemoSeeder:
+    """``orderly seed-demo`` in the background on a first start (``var/demo-seeded`` marks it
+    done), then one analytics run (the schedule triggered), so reports and forecasts have data."""
+
+    def __init__(self, orders: int, var: Path, env: dict[str, str], temporal: str) -> None:
+        self.marker = var / "demo-seeded"
+        self.orders, self.var, self.env, self.temporal = orders, var, env, temporal
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def wanted(self) -> bool:
+        return self.orders > 0 and not self.marker.exists()
+
+    def start(self) -> None:
+        out = (self.var / "seed-demo.log").open("ab")
+        cmd = [sys.executable, "-m", "cli", "seed-demo", "--orders", str(self.orders)]
+        self.proc = subprocess.Popen(
+            cmd, env=self.env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+
+    def poll(self) -> None:
+        """Once the seeding ended: mark it done and start the analytics run."""
+        if self.proc is None or self.proc.poll() is None:
+            return
+        code, self.proc = self.proc.returncode, None
+        log = self.var / "seed-demo.log"
+        if code != 0 and "already" not in log.read_text(errors="replace"):
+            print(f"Demo history not seeded (exit {code}); see {log}", flush=True)
+            return
+        self.marker.write_text(datetime.now(UTC).isoformat())
+        trigger = [str(BIN / "temporal"), "schedule", "trigger", "--schedule-id",
+                   ANALYTICS_SCHEDULE_ID, "--address", self.temporal]  # fmt: skip
+        subprocess.run(trigger, capture_output=True, check=False, cwd=ROOT)
+        print(
+            f"Demo history ready: {self.orders:,} finished orders (reports, forecasts and "
+            "recommendations are computing now).",
+            flush=True,
+        )
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
 def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
     """SIGTERM newest first (proxy, API, worker, Temporal), then SIGKILL what lingers."""
     for proc in reversed(procs):
@@ -236,6 +295,7 @@ def main() -> int:
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
     code = 0
+    seeder: DemoSeeder | None = None
     try:
         temporal = spawn(
             [
@@ -303,8 +363,17 @@ def main() -> int:
         )
         _wait_port(args.host, args.ui_port, proxy, "Dev proxy (devproxy.py)")
         _wait_healthy(f"{base}/healthz", [temporal, worker, intake, api, proxy])
+        seeder = DemoSeeder(args.demo_orders, var, env, f"{args.host}:{args.temporal_port}")
         _banner(base, ui, keys, var, passwords)
+        if seeder.wanted:
+            print(
+                f"Seeding a demo history of {args.demo_orders:,} finished orders in the "
+                f"background (var/seed-demo.log; --demo-orders 0 for none) ...",
+                flush=True,
+            )
+            seeder.start()
         while not _stop_requested and all(p.poll() is None for p in procs):
+            seeder.poll()
             time.sleep(0.2)
         for proc in procs:
             if proc.poll() is not None and not _stop_requested:
@@ -314,6 +383,8 @@ def main() -> int:
         pass
     finally:
         print("Stopping proxy, API, worker and Temporal ...", flush=True)
+        if seeder is not None:
+            seeder.stop()
         _stop(procs)
     print("Stopped.")
     return code

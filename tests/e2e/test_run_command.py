@@ -27,6 +27,7 @@ from temporalio.client import WorkflowExecutionStatus
 from config import Settings
 from devstack import DEV_PRINCIPALS
 from tests.console import sign_in_http
+from tests.helpers import eventually
 from workflows.client import connect
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,6 +36,7 @@ READY_LINE = "Press Ctrl-C to stop."
 KEY_LINE = re.compile(r"^\s+(dev-[a-z]+)\s+.+?\s+(ok_\S+)\s*$", re.MULTILINE)
 START_TIMEOUT = 90.0
 STOP_TIMEOUT = 30.0
+DEMO_ORDERS = 300
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -123,6 +125,8 @@ class DevStack:
             str(ports["ui"]),
             "--ui-internal-port",
             str(ports["ui_internal"]),
+            "--demo-orders",
+            str(DEMO_ORDERS),
         ]
         with out.open("wb") as sink:
             self.proc = subprocess.Popen(
@@ -280,6 +284,19 @@ async def test_run_command_serves_orders_stops_on_ctrl_c_and_keeps_state(tmp_pat
             # same source and reference would be the first order again).
             running = await create(http, {**example, "external_reference": "ESHOP-1002"})
             await wait_status(http, running["id"], "fulfilling")
+        # The demo history, seeded in the background on the first start, feeds the reports.
+        await eventually(
+            lambda: asyncio.sleep(0, first.output),
+            lambda out: "Demo history ready" in out or "Demo history not seeded" in out,
+            timeout=120,
+            what="the demo history",
+        )
+        assert "Demo history ready" in first.output, first.diagnostics()
+        admin = {"Authorization": f"Bearer {keys['dev-admin']}"}
+        async with httpx.AsyncClient(base_url=base_url, headers=admin, timeout=30) as http:
+            sales = await http.get("/reports/sales", params={"from": "2025-01-01"})
+            assert sales.status_code == 200, sales.text
+            assert sum(t["orders"] for t in sales.json()["totals"]) >= DEMO_ORDERS * 0.8
         await stop_and_check(first)
 
         # Second run on the same var/: same keys, the orders and their workflows are still there.
@@ -287,6 +304,7 @@ async def test_run_command_serves_orders_stops_on_ctrl_c_and_keeps_state(tmp_pat
         stacks.append(second)
         assert await second.wait_ready() == keys
         assert "Running upgrade" not in second.output  # schema already at head
+        assert "Seeding a demo history" not in second.output  # once per var/
         async with httpx.AsyncClient(base_url=base_url, headers=auth, timeout=30) as http:
             again = await _get(http, order["id"])
             assert again["status"] == "completed"
