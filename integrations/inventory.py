@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from sqlalchemy import select, update
@@ -22,6 +22,9 @@ class Inventory(Protocol):
     ) -> None: ...
     async def release(self, order_id: str) -> int: ...
     async def ship(self, order_id: str) -> int: ...
+    async def available(self, skus: Sequence[str]) -> dict[str, int]:
+        """Units on hand and not reserved, per SKU asked for (unknown SKUs: 0)."""
+        ...
 
 
 class SimulatedInventory:
@@ -124,6 +127,16 @@ class SimulatedInventory:
     async def reservations(self, order_id: str) -> list[ReservationRow]:
         async with self._sessions() as session:
             return await self._reservations(session, order_id)
+
+    async def available(self, skus: Sequence[str]) -> dict[str, int]:
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(StockItemRow.sku, StockItemRow.on_hand - StockItemRow.reserved).where(
+                    StockItemRow.sku.in_(sorted(set(skus)))
+                )
+            )
+            found = {row[0]: max(0, int(row[1])) for row in rows}
+        return {sku: found.get(sku, 0) for sku in skus}
 
     async def stock(self, sku: str) -> StockItemRow | None:
         async with self._sessions() as session:

@@ -8,8 +8,9 @@ request; these reads only look them up.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select, update
@@ -25,8 +26,11 @@ from db.models import (
 from db.session import SessionFactory
 from db.upsert import insert_for
 from domain.basket import Rule, suggest
+from domain.replenishment import WeekDemand, replenishment
 from domain.reporting import SOLD_STATUSES
+from integrations.inventory import SimulatedInventory
 from services.auth import Principal, Role
+from services.context import Services
 from services.errors import Kind, ServiceError, invalid, not_found
 from services.reports import Reports
 
@@ -118,9 +122,72 @@ def _rule_view(r: Rule) -> RuleView:
     )
 
 
+class ReplenishmentView(BaseModel):
+    sku: str
+    name: str | None
+    available: int = Field(description="On hand and not reserved.")
+    demand: float = Field(description="Forecast units over the cover weeks.")
+    demand_upper: float = Field(description="Upper bound of the forecast interval, summed.")
+    weeks_of_cover: float | None
+    reorder: int = Field(description="Units to order now: the shortfall against demand_upper.")
+    method: str
+    backtest_smape: float | None
+
+
+class StockLevels(Protocol):
+    async def available(self, skus: Sequence[str]) -> dict[str, int]: ...
+
+
 class Analytics:
-    def __init__(self, sessions: SessionFactory) -> None:
+    def __init__(self, sessions: SessionFactory, stock: StockLevels | None = None) -> None:
         self._sessions = sessions
+        self._stock = stock
+
+    @classmethod
+    def of(cls, services: Services) -> Analytics:
+        """Over the stock levels of the inventory the worker uses (the simulator here; swap it
+        with the worker's in worker.build_activities)."""
+        return cls(services.sessions, SimulatedInventory(services.sessions))
+
+    async def replenishment(
+        self, principal: Principal, *, cover_weeks: int = 4, only_low: bool = True
+    ) -> list[ReplenishmentView]:
+        """Low-stock suggestions: the forecast (all regions) against the stock available."""
+        Reports.allow(principal)
+        if not 1 <= cover_weeks <= 26:
+            raise invalid("weeks", "must be between 1 and 26")
+        if self._stock is None:
+            raise ServiceError(Kind.UNAVAILABLE, "no inventory is connected")
+        async with self._sessions() as session:
+            rows = list(
+                await session.scalars(
+                    select(DemandForecastRow).where(DemandForecastRow.region == ALL_REGIONS)
+                )
+            )
+        available = await self._stock.available([r.sku for r in rows])
+        names = await self._names([r.sku for r in rows])
+        out = []
+        for r in rows:
+            weeks = [WeekDemand(p["quantity"], p["upper"]) for p in r.points]
+            if not weeks:
+                continue
+            got = replenishment(r.sku, available[r.sku], weeks, cover_weeks=cover_weeks)
+            if only_low and not got.low:
+                continue
+            out.append(
+                ReplenishmentView(
+                    sku=r.sku,
+                    name=names.get(r.sku),
+                    available=got.available,
+                    demand=got.demand,
+                    demand_upper=got.demand_upper,
+                    weeks_of_cover=got.weeks_of_cover,
+                    reorder=got.reorder,
+                    method=r.method,
+                    backtest_smape=r.backtest_smape,
+                )
+            )
+        return sorted(out, key=lambda v: (-v.reorder, v.weeks_of_cover or 0.0, v.sku))
 
     async def forecasts(
         self, principal: Principal, skus: list[str], region: str = ALL_REGIONS

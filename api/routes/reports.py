@@ -20,6 +20,7 @@ from services.analytics import (
     ProductIn,
     ProductView,
     Recommendations,
+    ReplenishmentView,
     RuleView,
 )
 from services.auth import Principal, Role
@@ -486,7 +487,7 @@ async def unsubscribe(subscription_id: ExportId, principal: Manager, exports: Ex
 
 
 def _analytics(services: ServicesDep) -> Analytics:
-    return Analytics(services.sessions)
+    return Analytics.of(services)
 
 
 AnalyticsDep = Annotated[Analytics, Depends(_analytics)]
@@ -502,6 +503,18 @@ async def forecasts(
     """Weekly demand forecasts with an 80 % interval and the backtest error (sMAPE)."""
     skus = [s.strip() for v in sku or [] for s in v.split(",") if s.strip()]
     return await analytics.forecasts(principal, skus, region)
+
+
+@router.get("/replenishment", response_model=list[ReplenishmentView])
+async def replenishment(
+    principal: Manager,
+    analytics: AnalyticsDep,
+    weeks: Annotated[int, Query(ge=1, le=26, description="Weeks the stock must cover.")] = 4,
+    only_low: Annotated[bool, Query(description="Only SKUs that need ordering.")] = True,
+) -> list[ReplenishmentView]:
+    """Low-stock suggestions: reorder the shortfall of available stock against the forecast's
+    upper bound over ``weeks`` (the next analytics run refreshes the forecasts)."""
+    return await analytics.replenishment(principal, cover_weeks=weeks, only_low=only_low)
 
 
 @router.get("/rules/{sku}", response_model=list[RuleView])

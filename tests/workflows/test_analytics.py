@@ -69,6 +69,14 @@ async def test_analytics_finds_the_planted_rule_and_forecasts_each_sku(stack: St
     assert 0 <= week.lower <= week.quantity <= week.upper
     assert week.quantity > 0  # a steady seller
 
+    # Low stock: the printer's stock does not cover four weeks of its forecast, the rest does.
+    levels = {f.sku: 100_000 for f in stored}
+    await stack.inventory.set_stock({**levels, "PRN-LASER-M200": 3})
+    low = await Analytics(stack.sessions, stack.inventory).replenishment(MANAGER, cover_weeks=4)
+    assert [r.sku for r in low] == ["PRN-LASER-M200"]
+    assert low[0].reorder >= low[0].demand - 3 > 0
+    assert low[0].available == 3
+
     # Running it again replaces the tables, it does not add to them.
     again, _ = await stack.client.execute_workflow(
         AnalyticsWorkflow.run,
