@@ -35,6 +35,7 @@ from console.web import language_of, page, redirect
 from domain.money import CURRENCY_EXPONENTS, check_amount, check_currency
 from domain.order import MAX_LINES, OrderLine, OrderSource, OrderSpec, PaymentType
 from domain.pricing import TemplateOverrides, discounted
+from services.analytics import Analytics
 from services.context import Services
 from services.errors import Kind, ServiceError, not_found
 from services.orders import Orders
@@ -243,6 +244,9 @@ def service_problems(exc: ServiceError) -> dict[str, str]:
 
 
 # --- the live preview: line totals, discounts and the total, computed by domain code --------
+
+
+SUGGESTIONS = 3  # lines suggested under the totals
 
 
 @dataclass
@@ -497,10 +501,22 @@ async def _create(
 
 
 @router.post("/preview")
-async def preview_totals(request: Request, _viewer: Sales, services: ServicesDep) -> Response:
-    """The totals panel for the form as typed so far (htmx, while typing)."""
+async def preview_totals(request: Request, viewer: Sales, services: ServicesDep) -> Response:
+    """The totals panel for the form as typed so far (htmx, while typing), with lines that
+    customers often order with these (the analytics run's association rules)."""
     form = OrderForm.parse(await request.form())
-    return page(request, "_create_totals.html", {"preview": preview(form, services)})
+    skus = sorted({row.sku for _, row in form.filled() if row.sku})
+    suggestions = (
+        (
+            await Analytics.of(services).recommendations(
+                viewer.user.principal, skus=skus, limit=SUGGESTIONS
+            )
+        ).suggestions
+        if skus
+        else []
+    )
+    context = {"preview": preview(form, services), "suggestions": suggestions}
+    return page(request, "_create_totals.html", context)
 
 
 @router.post("/line")

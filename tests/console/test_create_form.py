@@ -8,6 +8,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -15,6 +16,7 @@ import pytest
 from fastapi import FastAPI
 
 from api.app import create_app
+from db.models import ProductRuleRow
 from tests.api.conftest import Api, create_keys, services_for
 from tests.api.flows import get
 from tests.conftest import Stack
@@ -188,6 +190,41 @@ async def test_the_preview_shows_line_totals_discounts_and_the_total(
     assert total.group(1) == "39.98 EUR"
     assert "line 2 not counted" in partial.text
     assert "quantity" in partial.text
+
+
+async def test_the_preview_suggests_lines_often_ordered_with_these(
+    sales: ConsoleClient, stack: Stack
+) -> None:
+    async with stack.sessions.begin() as session:
+        session.add_all(
+            [
+                ProductRuleRow(
+                    antecedent=["WIDGET-1"], consequent="GIZMO-3", support=0.1,
+                    confidence=0.62, lift=3.1, orders=40, computed_at=datetime.now(UTC),
+                ),
+                ProductRuleRow(
+                    antecedent=["WIDGET-1"], consequent="GADGET-2", support=0.1,
+                    confidence=0.9, lift=4.0, orders=40, computed_at=datetime.now(UTC),
+                ),
+            ]
+        )  # fmt: skip
+    answer = await sales.post(
+        "/console/orders/new/preview",
+        form("C-SUGGEST", form_key="x" * 20),
+        headers={"HX-Request": "true"},
+    )
+    assert answer.status_code == 200, answer.text
+    assert "Often ordered with these" in answer.text
+    assert "<code>GIZMO-3</code>" in answer.text
+    assert "in 62 % of the orders with WIDGET-1" in answer.text
+    assert "<code>GADGET-2</code>" not in answer.text  # already on the form
+
+    none = await sales.post(
+        "/console/orders/new/preview",
+        form("C-SUGGEST", sku=["GADGET-2", "", ""], form_key="x" * 20),
+        headers={"HX-Request": "true"},
+    )
+    assert "Often ordered with these" not in none.text
 
 
 async def test_add_line_returns_one_more_row(sales: ConsoleClient) -> None:
