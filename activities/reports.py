@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import delete, func, insert, select
 from temporalio import activity
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from config import Settings
 from db.models import DemandForecastRow, OrderLineRow, OrderRow, ProductRuleRow
@@ -201,6 +202,15 @@ class ReportActivities:
         self, series: dict[tuple[str, str], WeeklySeries]
     ) -> dict[tuple[str, str], Forecast]:
         s = self._settings
+        # Small fits run fastest on one BLAS thread (bench/reports.py: several times slower
+        # with the default of one per core).
+        with threadpool_limits(limits=1):
+            return self._fits(series, s)
+
+    @staticmethod
+    def _fits(
+        series: dict[tuple[str, str], WeeklySeries], s: Settings
+    ) -> dict[tuple[str, str], Forecast]:
         return {
             key: forecast(
                 one, horizon=s.forecast_horizon_weeks, backtest_weeks=s.forecast_backtest_weeks

@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import Date, Integer, and_, cast, func, select
+from sqlalchemy import Date, Integer, and_, cast, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -219,11 +219,16 @@ class Reports:
     ) -> SalesReport:
         self.allow(principal)
         async with self._sessions() as session:
-            current = await _grouped(session, query, query.start, query.end, basis)
+            only = None
+            if query.top and not query.convert_to:
+                # Rank the groups in SQL first, then fetch per period only the top ones.
+                totals = await _grouped(session, query, query.start, query.end, basis, rank=True)
+                only = sorted(_top_groups(totals, query.top))
+            current = await _grouped(session, query, query.start, query.end, basis, only=only)
             previous: dict[tuple[Any, ...], Totals] = {}
             if query.compare:
                 p_start, p_end = previous_range(query.start, query.end)
-                previous = await _grouped(session, query, p_start, p_end, basis)
+                previous = await _grouped(session, query, p_start, p_end, basis, only=only)
         return self._assemble(query, current, previous, basis)
 
     def _assemble(
@@ -292,8 +297,8 @@ def _order(item: tuple[tuple[Any, ...], Totals]) -> tuple[Any, ...]:
 
 
 def _top_groups(figures: dict[tuple[Any, ...], Totals], top: int) -> set[tuple[str, ...]]:
-    """The ``top`` groups by revenue over the whole range (summed per currency, ranked on the
-    largest; a tie goes to units)."""
+    """The ``top`` groups by revenue over the whole range (for the ranking only, amounts in
+    different currencies are added as numbers; a tie goes to units, then the group's name)."""
     revenue: dict[tuple[str, ...], tuple[Decimal, int]] = {}
     for (_, groups, _), t in figures.items():
         r, u = revenue.get(groups, (Decimal(0), 0))
@@ -359,9 +364,18 @@ def period_expr(day: Any, period: Period, dialect: str) -> ColumnElement[Any]:
 
 
 async def _grouped(
-    session: AsyncSession, query: SalesQuery, start: date, end: date, basis: Basis
+    session: AsyncSession,
+    query: SalesQuery,
+    start: date,
+    end: date,
+    basis: Basis,
+    *,
+    rank: bool = False,
+    only: Sequence[tuple[str, ...]] | None = None,
 ) -> dict[tuple[Any, ...], Totals]:
-    """(period start, group values, currency) -> totals over ``[start, end)``."""
+    """(period start, group values, currency) -> totals over ``[start, end)``; ``rank``: one
+    key per group and currency over the whole range (its period start is meaningless);
+    ``only``: just these groups."""
     dialect = session.get_bind().dialect.name
     if basis == "rollup":
         table = SalesDailySkuRow if query.by_line else SalesDailyRow
@@ -406,6 +420,11 @@ async def _grouped(
             line = OrderLineRow.__table__.c
             units = (
                 select(line.order_id, func.sum(line.quantity).label("units"))
+                .where(
+                    line.order_id.in_(
+                        select(o.id).where(o.created_at >= since, o.created_at < until)
+                    )
+                )
                 .group_by(line.order_id)
                 .subquery()
             )
@@ -429,11 +448,16 @@ async def _grouped(
         group_cols_for_count = [*group_cols, cols[Dimension.SKU]]
     else:
         group_cols_for_count = group_cols
-    stmt = (
-        stmt.add_columns(bucket, *group_cols_for_count, currency, *figures)
-        .where(and_(*where))
-        .group_by(bucket, *group_cols_for_count, currency)
-    )
+    if only is not None:
+        where.append(
+            tuple_(*group_cols).in_(only)
+            if len(group_cols) > 1
+            else group_cols[0].in_([g[0] for g in only])
+        )
+    keys = [*group_cols_for_count, currency] if rank else [bucket, *group_cols_for_count, currency]
+    first = func.min(day) if rank else bucket
+    stmt = stmt.add_columns(first, *group_cols_for_count, currency, *figures)
+    stmt = stmt.where(and_(*where)).group_by(*keys)
     out: dict[tuple[Any, ...], Totals] = defaultdict(Totals)
     width = len(group_cols)
     for row in await session.execute(stmt):

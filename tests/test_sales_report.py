@@ -90,3 +90,42 @@ def test_bad_queries_name_the_parameter(kwargs: dict, field: str, database_url: 
     with pytest.raises(ServiceError) as err:
         parse_sales_query(settings=make_settings(database_url), **values)
     assert err.value.extra["fields"][0]["field"] == field
+
+
+async def test_top_groups_ranked_in_sql_are_those_the_whole_report_ranks_first(
+    sessions: SessionFactory, database_url: str
+) -> None:
+    from datetime import UTC, datetime
+
+    from config import load_policy
+    from services.demo_seed import SeedOptions, seed_demo
+    from workflows.client import order_policy
+
+    settings = make_settings(database_url)
+    policy = order_policy(settings, load_policy(settings.approval_policy_file))
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    await seed_demo(sessions, SeedOptions(orders=400, months=3, seed=5), policy, now=now)
+    reports = Reports(sessions, settings)
+    for group_by in (["sku"], ["region", "tier"]):
+        every = parse_sales_query(
+            start=date(2026, 9, 1), end=date(2026, 12, 1), period="week",
+            group_by=group_by, settings=settings,
+        )  # fmt: skip
+        top = parse_sales_query(
+            start=date(2026, 9, 1), end=date(2026, 12, 1), period="week",
+            group_by=group_by, top=5, settings=settings,
+        )  # fmt: skip
+        for basis in ("rollup", "raw"):
+            whole = await reports.sales(MANAGER, every, basis=basis)  # type: ignore[arg-type]
+            ranks: dict[tuple[str, ...], tuple[Decimal, int]] = {}
+            for r in whole.rows:
+                g = tuple(r.groups.values())
+                revenue, units = ranks.get(g, (Decimal(0), 0))
+                ranks[g] = (revenue + r.figures.revenue, units + r.figures.units)
+            first = sorted(ranks, key=lambda g: (-ranks[g][0], -ranks[g][1], g))[:5]
+            expected = [r for r in whole.rows if tuple(r.groups.values()) in first]
+            got = await reports.sales(MANAGER, top, basis=basis)  # type: ignore[arg-type]
+            assert len(first) == 5
+            assert [(r.period, r.groups, r.currency, r.figures) for r in got.rows] == [
+                (r.period, r.groups, r.currency, r.figures) for r in expected
+            ], (group_by, basis)
