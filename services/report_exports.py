@@ -9,6 +9,7 @@ the same file; subscriptions hold the parameters without dates.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -292,7 +293,8 @@ class ReportExports:
                 f"{rows} rows is more than {limit}: export it in the background "
                 "(POST /reports/exports) and download it when done",
             )
-        return File(_filename(prepared, chosen), content_type(chosen), render(chosen, table, chart))
+        content = await asyncio.to_thread(render, chosen, table, chart)  # off the event loop
+        return File(_filename(prepared, chosen), content_type(chosen), content)
 
     async def request(
         self, principal: Principal, kind: str, fmt: str, params: Mapping[str, Any]
@@ -409,8 +411,6 @@ class ReportExports:
     ) -> ExportView:
         """Run and store an export (again if an earlier try died half-way; a done one is
         left as it is). The file is rendered in a thread so progress keeps flowing."""
-        import asyncio
-
         async with self._sessions() as session:
             row = await session.get(ReportExportRow, export_id)
         if row is None:
