@@ -125,13 +125,9 @@ def _order_facts(facts: tuple[Any, ...], lines: Sequence[LineFacts]) -> OrderFac
     )
 
 
-async def _write_lines(
-    session: AsyncSession, state: OrderState, *, had_lines: bool
-) -> list[LineFacts]:
-    if had_lines:
-        await session.execute(delete(OrderLineRow).where(OrderLineRow.order_id == state.id))
-    category = await categories(session, [line.sku for line in state.lines])
-    rows = [
+def line_rows(state: OrderState, category: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The ``order_lines`` rows of ``state`` (``category``: SKU -> its product category)."""
+    return [
         {
             "order_id": state.id,
             "line_no": n,
@@ -144,8 +140,21 @@ async def _write_lines(
         }
         for n, line in enumerate(state.lines, start=1)
     ]
+
+
+async def _write_lines(
+    session: AsyncSession, state: OrderState, *, had_lines: bool
+) -> list[LineFacts]:
+    if had_lines:
+        await session.execute(delete(OrderLineRow).where(OrderLineRow.order_id == state.id))
+    category = await categories(session, [line.sku for line in state.lines])
+    rows = line_rows(state, category)
     if rows:
         await session.execute(insert(OrderLineRow), rows)
+    return line_facts(state, category)
+
+
+def line_facts(state: OrderState, category: Mapping[str, str]) -> list[LineFacts]:
     return [
         LineFacts(line.sku, category[line.sku], line.quantity, line.line_total)
         for line in state.lines

@@ -79,7 +79,7 @@ from domain.order import (
     PaymentType,
 )
 from domain.policies import CreditDecision, CreditOutcome, decide_credit, requires_prepayment
-from domain.reporting import Figures, LineFacts, OrderFacts, contributions, utc_day
+from domain.reporting import Figures, OrderFacts, contributions, utc_day
 from domain.state import OrderState, apply
 from domain.status import OrderStatus
 from workflows.contracts import OrderPolicy
@@ -985,21 +985,8 @@ class _Chunk:
             **rollup.event_times(logged),
         }
         self.orders.append(values)
-        facts = []
-        for n, line in enumerate(state.lines, start=1):
-            self.lines.append(
-                {
-                    "order_id": state.id,
-                    "line_no": n,
-                    "sku": line.sku,
-                    "category": category[line.sku],
-                    "quantity": line.quantity,
-                    "unit_price": line.unit_price,
-                    "line_total": line.line_total,
-                    "currency": state.currency,
-                }
-            )
-            facts.append(LineFacts(line.sku, category[line.sku], line.quantity, line.line_total))
+        self.lines.extend(rollup.line_rows(state, category))
+        facts = rollup.line_facts(state, category)
         source = state.source.value
         for item in logged:
             e = item.event

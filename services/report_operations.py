@@ -265,10 +265,7 @@ class OperationsReports:
         )
         out = []
         for status, n, oldest in result:
-            oldest_at = oldest if isinstance(oldest, datetime) else datetime.fromisoformat(oldest)
-            if oldest_at.tzinfo is None:
-                oldest_at = oldest_at.replace(tzinfo=UTC)
-            hours = round((now - oldest_at).total_seconds() / 3600, 1)
+            hours = round((now - _aware(oldest)).total_seconds() / 3600, 1)
             out.append(StuckCount(status=status, orders=int(n), oldest_hours=hours))
         return sorted(out, key=lambda s: (-s.orders, s.status))
 

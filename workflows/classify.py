@@ -11,18 +11,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.client import (
-    Client,
-    Schedule,
-    ScheduleActionStartWorkflow,
-    ScheduleOverlapPolicy,
-    SchedulePolicy,
-    ScheduleSpec,
-    ScheduleState,
-)
+from temporalio.client import Client
 from temporalio.common import RetryPolicy
 
-from workflows.schedules import ensure
+from workflows.schedules import cron_schedule, ensure
 
 with workflow.unsafe.imports_passed_through():
     from activities.customers import (
@@ -93,29 +85,17 @@ class ClassifyCustomersWorkflow:
 # --- the schedule (client side, called when a worker starts) -----------------------------------
 
 
-def _schedule(task_queue: str, cron: str) -> Schedule:
-    return Schedule(
-        action=ScheduleActionStartWorkflow(
-            ClassifyCustomersWorkflow.run,
-            ClassifyInput(),
-            id=f"{SCHEDULE_ID}-run",  # the engine appends the scheduled time
-            task_queue=task_queue,
-        ),
-        spec=ScheduleSpec(cron_expressions=[cron], time_zone_name="UTC"),
-        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
-        state=ScheduleState(note=_note(task_queue, cron)),
-    )
-
-
-def _note(task_queue: str, cron: str) -> str:
-    """What the schedule was made from (the engine keeps cron only as calendars)."""
-    return f"orderly classification: cron={cron!r} UTC, task_queue={task_queue}"
-
-
 async def ensure_schedule(
     client: Client, *, task_queue: str, cron: str, schedule_id: str = SCHEDULE_ID
 ) -> str:
     """Create the classification schedule, or bring an existing one up to date with these
     settings (a pause stays as it is). Returns "created", "updated" or "unchanged"."""
-    wanted = _schedule(task_queue, cron)
+    wanted = cron_schedule(
+        ClassifyCustomersWorkflow.run,
+        ClassifyInput(),
+        workflow_id=f"{SCHEDULE_ID}-run",
+        task_queue=task_queue,
+        cron=cron,
+        what="classification",
+    )
     return await ensure(client, schedule_id, wanted)

@@ -7,18 +7,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.client import (
-    Client,
-    Schedule,
-    ScheduleActionStartWorkflow,
-    ScheduleOverlapPolicy,
-    SchedulePolicy,
-    ScheduleSpec,
-    ScheduleState,
-)
+from temporalio.client import Client
 from temporalio.common import RetryPolicy
 
-from workflows.schedules import ensure
+from workflows.schedules import cron_schedule, ensure
 
 with workflow.unsafe.imports_passed_through():
     from activities.reports import (
@@ -90,23 +82,16 @@ class AnalyticsWorkflow:
         return rules, forecasts
 
 
-def _analytics_schedule(task_queue: str, cron: str) -> Schedule:
-    return Schedule(
-        action=ScheduleActionStartWorkflow(
-            AnalyticsWorkflow.run,
-            AnalyticsInput(),
-            id=f"{ANALYTICS_SCHEDULE_ID}-run",
-            task_queue=task_queue,
-        ),
-        spec=ScheduleSpec(cron_expressions=[cron], time_zone_name="UTC"),
-        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
-        state=ScheduleState(note=f"orderly analytics: cron={cron!r} UTC, task_queue={task_queue}"),
-    )
-
-
 async def ensure_analytics_schedule(
     client: Client, *, task_queue: str, cron: str, schedule_id: str = ANALYTICS_SCHEDULE_ID
 ) -> str:
     """Create the analytics schedule or bring it up to date (a pause stays as it is)."""
-    wanted = _analytics_schedule(task_queue, cron)
+    wanted = cron_schedule(
+        AnalyticsWorkflow.run,
+        AnalyticsInput(),
+        workflow_id=f"{ANALYTICS_SCHEDULE_ID}-run",
+        task_queue=task_queue,
+        cron=cron,
+        what="analytics",
+    )
     return await ensure(client, schedule_id, wanted)
