@@ -14,11 +14,12 @@ last 30 days, some cancelled/rejected/failed), ``created_at`` over ``--months`` 
 yearly and weekday seasonality, SKU popularity Zipf-like (some SKUs launched late), 1-6 lines
 per order (mean ~3.2) and partial or full refunds on ~5 % of the sold orders.
 
-It then builds ``sales_daily`` and ``sales_daily_sku`` with two ``INSERT ... SELECT ... GROUP BY``
-statements computing what ``domain.reporting.contributions()`` computes (the refund share over
-an order's lines is done exactly: half-even rounding at the money scale in integer arithmetic,
-remainder on the largest line), checks that on a few whole days against ``contributions()``
-itself, runs ``VACUUM ANALYZE``, checks that both report bases agree, and measures:
+It then builds ``sales_daily``, ``sales_daily_sku`` and ``sales_monthly_sku`` with
+``INSERT ... SELECT ... GROUP BY`` statements computing what ``domain.reporting.contributions()``
+computes (the refund share over an order's lines is done exactly: half-even rounding at the
+money scale in integer arithmetic, remainder on the largest line), checks that on a few whole
+days against ``contributions()`` itself, runs ``VACUUM ANALYZE``, checks that both report
+bases agree, and measures:
 
 * ``Reports.sales()`` (the service behind GET /reports/sales, SQL + assembly in Python) on the
   rollup and on the raw rows (``basis="raw"``), ``--repeats`` timed calls after 2 warm-ups:
@@ -622,17 +623,37 @@ GROUP BY day, region, tier, status, sku, category, currency
 """
 
 
-def build_rollups(cluster: PgCluster) -> tuple[float, float, int, int]:
-    """Both INSERT ... SELECT statements: seconds of each, rows of each."""
+# db.rollup.monthly(): the daily per-SKU rows summed per month.
+ROLLUP_MONTHS_SQL = """
+INSERT INTO sales_monthly_sku (month, region, tier, status, sku, category, currency,
+                               orders, units, revenue, refunds)
+SELECT date_trunc('month', day)::date, region, tier, status, sku, category, currency,
+       sum(orders), sum(units), sum(revenue), sum(refunds)
+FROM sales_daily_sku
+GROUP BY 1, 2, 3, 4, 5, 6, 7
+"""
+
+
+@dataclass(frozen=True)
+class RollupBuild:
+    orders_s: float
+    skus_s: float
+    months_s: float
+    orders_rows: int
+    skus_rows: int
+    months_rows: int
+
+
+def build_rollups(cluster: PgCluster) -> RollupBuild:
+    """The INSERT ... SELECT statements: seconds and rows of each."""
+    seconds, rows = [], []
     with cluster.connect(DB_NAME) as conn:
-        t0 = time.perf_counter()
-        n1 = conn.execute(ROLLUP_ORDERS_SQL).rowcount
-        conn.commit()
-        t1 = time.perf_counter()
-        n2 = conn.execute(ROLLUP_SKUS_SQL).rowcount
-        conn.commit()
-        t2 = time.perf_counter()
-    return t1 - t0, t2 - t1, n1, n2
+        for sql in (ROLLUP_ORDERS_SQL, ROLLUP_SKUS_SQL, ROLLUP_MONTHS_SQL):
+            t0 = time.perf_counter()
+            rows.append(conn.execute(sql).rowcount)
+            conn.commit()
+            seconds.append(time.perf_counter() - t0)
+    return RollupBuild(*seconds, *rows)
 
 
 def vacuum_analyze(cluster: PgCluster) -> None:
@@ -1039,7 +1060,7 @@ def sizes(cluster: PgCluster) -> tuple[int, list[tuple[str, int, int, int, int]]
     with cluster.connect(DB_NAME) as conn:
         db = conn.execute("SELECT pg_database_size(current_database())").fetchone()
         out = []
-        for t in ("orders", "order_lines", "sales_daily", "sales_daily_sku"):
+        for t in ("orders", "order_lines", "sales_daily", "sales_daily_sku", "sales_monthly_sku"):
             row = conn.execute(
                 f"SELECT count(*), pg_total_relation_size('{t}'), pg_relation_size('{t}'), "
                 f"pg_indexes_size('{t}') FROM {t}"
@@ -1124,12 +1145,14 @@ def main() -> int:
         )
 
         with meter.phase("rollups (INSERT ... SELECT)"):
-            t_orders, t_skus, n_orders, n_skus = build_rollups(cluster)
+            rb = build_rollups(cluster)
         print(
-            f"\n== rollups with SQL: sales_daily {n_orders:,} rows in {t_orders:.1f} s, "
-            f"sales_daily_sku {n_skus:,} rows in {t_skus:.1f} s "
-            f"({sr.orders / n_orders:.1f} orders per sales_daily row, "
-            f"{sr.lines / n_skus:.2f} lines per sales_daily_sku row)",
+            f"\n== rollups with SQL: sales_daily {rb.orders_rows:,} rows in {rb.orders_s:.1f} s, "
+            f"sales_daily_sku {rb.skus_rows:,} rows in {rb.skus_s:.1f} s, "
+            f"sales_monthly_sku {rb.months_rows:,} rows in {rb.months_s:.1f} s "
+            f"({sr.orders / rb.orders_rows:.1f} orders per sales_daily row, "
+            f"{sr.lines / rb.skus_rows:.2f} lines per sales_daily_sku row, "
+            f"{rb.skus_rows / rb.months_rows:.1f} daily per monthly SKU row)",
             flush=True,
         )
         with meter.phase("VACUUM ANALYZE"):

@@ -1,6 +1,7 @@
-"""The report tables the projection keeps: ``order_lines`` and the daily rollups
-(``sales_daily``, ``sales_daily_sku``), moved incrementally in the projection's transaction by
-the difference between the order's old and new contribution (domain.reporting)."""
+"""The report tables the projection keeps: ``order_lines``, the daily rollups (``sales_daily``,
+``sales_daily_sku``) and the monthly per-SKU one (``sales_monthly_sku``), moved incrementally
+in the projection's transaction by the difference between the order's old and new
+contribution (domain.reporting)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,14 @@ from typing import Any
 from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import OrderLineRow, OrderRow, ProductRow, SalesDailyRow, SalesDailySkuRow
+from db.models import (
+    OrderLineRow,
+    OrderRow,
+    ProductRow,
+    SalesDailyRow,
+    SalesDailySkuRow,
+    SalesMonthlySkuRow,
+)
 from db.upsert import insert_for
 from domain.reporting import (
     UNCATEGORISED,
@@ -28,6 +36,7 @@ from domain.state import OrderState
 
 ORDER_KEY = ("day", "region", "tier", "status", "source", "sales_rep", "currency")
 SKU_KEY = ("day", "region", "tier", "status", "sku", "category", "currency")
+MONTH_SKU_KEY = ("month", *SKU_KEY[1:])
 FIGURES = ("orders", "units", "revenue", "refunds")
 # The orders columns the rollups depend on: if none changed, the rollups stay as they are.
 _FACT_COLUMNS = (
@@ -106,7 +115,18 @@ async def apply(
         before_orders, before_skus = contributions(_order_facts(before.facts, old))
     after_orders, after_skus = contributions(after)
     await add(session, SalesDailyRow, ORDER_KEY, delta(before_orders, after_orders))
-    await add(session, SalesDailySkuRow, SKU_KEY, delta(before_skus, after_skus))
+    sku_changes = delta(before_skus, after_skus)
+    await add(session, SalesDailySkuRow, SKU_KEY, sku_changes)
+    await add(session, SalesMonthlySkuRow, MONTH_SKU_KEY, monthly(sku_changes))
+
+
+def monthly(per_sku: Mapping[Any, Figures]) -> dict[Any, Figures]:
+    """``sales_daily_sku`` keys and figures summed into ``sales_monthly_sku`` keys."""
+    out: dict[Any, Figures] = {}
+    for (day, *rest), f in per_sku.items():
+        key = (day.replace(day=1), *rest)
+        out[key] = out.get(key, Figures()) + f
+    return out
 
 
 def _order_facts(facts: tuple[Any, ...], lines: Sequence[LineFacts]) -> OrderFacts:
@@ -189,10 +209,11 @@ async def add(
 
 
 async def rebuild(session: AsyncSession, *, chunk: int = 5000) -> int:
-    """Recompute both rollups from ``orders`` and ``order_lines`` (after a bulk load, or to
+    """Recompute the rollups from ``orders`` and ``order_lines`` (after a bulk load, or to
     check the incremental upkeep); returns the number of orders read."""
     await session.execute(delete(SalesDailyRow))
     await session.execute(delete(SalesDailySkuRow))
+    await session.execute(delete(SalesMonthlySkuRow))
     per_order: dict[Any, Figures] = {}
     per_sku: dict[Any, Figures] = {}
     count, after = 0, ""
@@ -227,6 +248,7 @@ async def rebuild(session: AsyncSession, *, chunk: int = 5000) -> int:
         after = ids[-1]
     await _bulk(session, SalesDailyRow, ORDER_KEY, per_order)
     await _bulk(session, SalesDailySkuRow, SKU_KEY, per_sku)
+    await _bulk(session, SalesMonthlySkuRow, MONTH_SKU_KEY, monthly(per_sku))
     return count
 
 

@@ -22,6 +22,7 @@ from db.models import (
     ProductRow,
     ProductRuleRow,
     SalesDailySkuRow,
+    SalesMonthlySkuRow,
 )
 from db.session import SessionFactory
 from db.upsert import insert_for
@@ -313,7 +314,7 @@ class Analytics:
                     set_={k: v for k, v in values.items() if k != "sku"},
                 )
             )
-            for table in (OrderLineRow, SalesDailySkuRow):
+            for table in (OrderLineRow, SalesDailySkuRow, SalesMonthlySkuRow):
                 await session.execute(
                     update(table)
                     .where(table.sku == sku, table.category != body.category)

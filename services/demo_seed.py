@@ -62,6 +62,7 @@ from db.models import (
     ProductRow,
     SalesDailyRow,
     SalesDailySkuRow,
+    SalesMonthlySkuRow,
 )
 from db.readmodel import _order_values  # the projection's own row mapping: no second copy
 from db.session import SessionFactory
@@ -1028,6 +1029,9 @@ class _Chunk:
         await conn.execute(insert(_table(OrderEventRow)), self.events)
         await add_figures(session, SalesDailyRow, rollup.ORDER_KEY, self.per_order)
         await add_figures(session, SalesDailySkuRow, rollup.SKU_KEY, self.per_sku)
+        await add_figures(
+            session, SalesMonthlySkuRow, rollup.MONTH_SKU_KEY, rollup.monthly(self.per_sku)
+        )
 
 
 def _table(model: type[Base]) -> Table:

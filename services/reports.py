@@ -1,8 +1,9 @@
 """The sales report: revenue, orders, units and average order value per period and by up to
 two dimensions, with filters and the previous period for comparison.
 
-It reads the daily rollups (``sales_daily`` per order, ``sales_daily_sku`` per order line), so
-its cost grows with days x dimension values, not with orders. ``basis="raw"`` runs the same
+It reads the daily rollups (``sales_daily`` per order, ``sales_daily_sku`` per order line, and
+``sales_monthly_sku`` for per-SKU figures over whole months), so its cost grows with days x
+dimension values, not with orders. ``basis="raw"`` runs the same
 query on ``orders``/``order_lines`` instead (the benchmark's comparison, and the tests' proof
 that both agree). Money is per currency unless the query converts it with the configured rate
 table, which the report then states.
@@ -22,7 +23,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from config import Settings
-from db.models import OrderLineRow, OrderRow, SalesDailyRow, SalesDailySkuRow
+from db.models import (
+    OrderLineRow,
+    OrderRow,
+    SalesDailyRow,
+    SalesDailySkuRow,
+    SalesMonthlySkuRow,
+)
 from domain.reporting import (
     LINE_DIMENSIONS,
     ORDER_DIMENSIONS,
@@ -363,6 +370,21 @@ def period_expr(day: Any, period: Period, dialect: str) -> ColumnElement[Any]:
     return func.date(day, "start of month", offset, type_=Date)
 
 
+def month_segments(start: date, end: date) -> list[tuple[date, date, bool]]:
+    """``[start, end)`` cut into (from, to, whole months) pieces: the whole calendar months
+    inside it, and the days before and after them."""
+    first = start if start.day == 1 else _next_month(start)
+    last = end.replace(day=1)
+    if first >= last:
+        return [(start, end, False)]
+    pieces = [(start, first, False), (first, last, True), (last, end, False)]
+    return [(a, b, whole) for a, b, whole in pieces if a < b]
+
+
+def _next_month(day: date) -> date:
+    return date(day.year + day.month // 12, day.month % 12 + 1, 1)
+
+
 async def _grouped(
     session: AsyncSession,
     query: SalesQuery,
@@ -374,13 +396,44 @@ async def _grouped(
     only: Sequence[tuple[str, ...]] | None = None,
 ) -> dict[tuple[Any, ...], Totals]:
     """(period start, group values, currency) -> totals over ``[start, end)``; ``rank``: one
-    key per group and currency over the whole range (its period start is meaningless);
-    ``only``: just these groups."""
+    key per group and currency over the whole range (its period start is meaningless; the
+    same group may come in several keys); ``only``: just these groups.
+
+    Per-SKU figures over whole months come from ``sales_monthly_sku`` where the periods are
+    months or quarters, or for the ranking, whose periods do not matter."""
+    months = query.period in (Period.MONTH, Period.QUARTER) or rank
+    if basis != "rollup" or not query.by_line or not months:
+        return await _grouped_part(session, query, start, end, basis, rank=rank, only=only)
+    out: dict[tuple[Any, ...], Totals] = defaultdict(Totals)
+    for lo, hi, whole in month_segments(start, end):
+        part = await _grouped_part(
+            session, query, lo, hi, basis, rank=rank, only=only, monthly=whole
+        )
+        for key, t in part.items():
+            out[key] = out[key].plus(t.orders, t.units, t.revenue, t.refunds)
+    return dict(out)
+
+
+async def _grouped_part(
+    session: AsyncSession,
+    query: SalesQuery,
+    start: date,
+    end: date,
+    basis: Basis,
+    *,
+    rank: bool = False,
+    only: Sequence[tuple[str, ...]] | None = None,
+    monthly: bool = False,
+) -> dict[tuple[Any, ...], Totals]:
+    """:func:`_grouped` from one table; ``monthly``: from ``sales_monthly_sku`` (``start``
+    and ``end`` are first days of months)."""
     dialect = session.get_bind().dialect.name
     if basis == "rollup":
-        table = SalesDailySkuRow if query.by_line else SalesDailyRow
+        table = (
+            SalesMonthlySkuRow if monthly else SalesDailySkuRow if query.by_line else SalesDailyRow
+        )
         t = table.__table__.c
-        day: Any = t.day
+        day: Any = t.month if monthly else t.day
         cols: dict[Dimension, Any] = {
             d: t[_ORDER_COLUMNS[d]] for d in Dimension if _ORDER_COLUMNS[d] in t
         }
@@ -390,7 +443,7 @@ async def _grouped(
             func.sum(t.revenue),
             func.sum(t.refunds),
         ]
-        where: list[Any] = [t.day >= start, t.day < end]
+        where: list[Any] = [day >= start, day < end]
         currency = t.currency
         stmt = select()
     else:

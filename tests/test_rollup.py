@@ -16,10 +16,12 @@ from db.models import (
     ProductRow,
     SalesDailyRow,
     SalesDailySkuRow,
+    SalesMonthlySkuRow,
 )
 from db.session import SessionFactory
 from db.vault import Vault
 from domain import events as ev
+from domain.reporting import Figures
 from domain.state import Closure, LineView, LoggedEvent, OrderState, apply
 from domain.status import OrderStatus
 from tests.factories import order_spec
@@ -65,12 +67,19 @@ async def _rollups(sessions: SessionFactory) -> tuple[set[tuple], set[tuple]]:
             for r in await session.execute(select(SalesDailyRow.__table__))
             if r.orders or r.units or r.revenue or r.refunds
         }
-        skus = {
-            tuple(r)
+        daily = {
+            tuple(r): Figures(*r[-4:])
             for r in await session.execute(select(SalesDailySkuRow.__table__))
             if r.orders or r.units or r.revenue or r.refunds
         }
-    return orders, skus
+        months = {
+            tuple(r[:-4]): Figures(*r[-4:])
+            for r in await session.execute(select(SalesMonthlySkuRow.__table__))
+            if r.orders or r.units or r.revenue or r.refunds
+        }
+    # The monthly per-SKU rollup is always the daily one summed per month.
+    assert months == rollup.monthly({k[:-4]: f for k, f in daily.items()})
+    return orders, set(daily)
 
 
 async def _assert_equals_rebuild(sessions: SessionFactory) -> None:

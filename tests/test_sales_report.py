@@ -106,15 +106,18 @@ async def test_top_groups_ranked_in_sql_are_those_the_whole_report_ranks_first(
     now = datetime(2026, 12, 1, tzinfo=UTC)
     await seed_demo(sessions, SeedOptions(orders=400, months=3, seed=5), policy, now=now)
     reports = Reports(sessions, settings)
-    for group_by in (["sku"], ["region", "tier"]):
+    cases = [
+        (["sku"], date(2026, 9, 1), date(2026, 12, 1)),  # whole months: ranked by month
+        (["sku"], date(2026, 9, 10), date(2026, 11, 20)),  # days, a month, days
+        (["region", "tier"], date(2026, 9, 1), date(2026, 12, 1)),
+    ]
+    for group_by, start, end in cases:
         every = parse_sales_query(
-            start=date(2026, 9, 1), end=date(2026, 12, 1), period="week",
-            group_by=group_by, settings=settings,
-        )  # fmt: skip
+            start=start, end=end, period="week", group_by=group_by, settings=settings
+        )
         top = parse_sales_query(
-            start=date(2026, 9, 1), end=date(2026, 12, 1), period="week",
-            group_by=group_by, top=5, settings=settings,
-        )  # fmt: skip
+            start=start, end=end, period="week", group_by=group_by, top=5, settings=settings
+        )
         for basis in ("rollup", "raw"):
             whole = await reports.sales(MANAGER, every, basis=basis)  # type: ignore[arg-type]
             ranks: dict[tuple[str, ...], tuple[Decimal, int]] = {}
@@ -129,3 +132,57 @@ async def test_top_groups_ranked_in_sql_are_those_the_whole_report_ranks_first(
             assert [(r.period, r.groups, r.currency, r.figures) for r in got.rows] == [
                 (r.period, r.groups, r.currency, r.figures) for r in expected
             ], (group_by, basis)
+
+
+async def test_per_sku_months_and_quarters_from_the_monthly_rollup_equal_raw(
+    sessions: SessionFactory, database_url: str
+) -> None:
+    """Whole months come from sales_monthly_sku, the edge days from sales_daily_sku."""
+    from datetime import UTC, datetime
+
+    from config import load_policy
+    from services.demo_seed import SeedOptions, seed_demo
+    from workflows.client import order_policy
+
+    settings = make_settings(database_url)
+    policy = order_policy(settings, load_policy(settings.approval_policy_file))
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    await seed_demo(sessions, SeedOptions(orders=300, months=5, seed=11), policy, now=now)
+    reports = Reports(sessions, settings)
+    for period, group_by, start, end in [
+        ("month", ["sku"], date(2026, 7, 17), date(2026, 11, 9)),
+        ("quarter", ["category", "region"], date(2026, 7, 1), date(2026, 12, 1)),
+        ("month", ["category"], date(2026, 8, 3), date(2026, 8, 28)),  # inside one month
+    ]:
+        query = parse_sales_query(
+            start=start, end=end, period=period, group_by=group_by, compare=True,
+            settings=settings,
+        )  # fmt: skip
+        rollup = await reports.sales(MANAGER, query)
+        raw = await reports.sales(MANAGER, query, basis="raw")
+        assert rollup.rows, (period, group_by)
+        got = [(r.period, r.groups, r.currency, r.figures, r.previous) for r in rollup.rows]
+        assert got == [(r.period, r.groups, r.currency, r.figures, r.previous) for r in raw.rows]
+
+
+def test_month_segments_cut_whole_months_from_the_edge_days() -> None:
+    from services.reports import month_segments
+
+    assert month_segments(date(2026, 1, 15), date(2026, 4, 10)) == [
+        (date(2026, 1, 15), date(2026, 2, 1), False),
+        (date(2026, 2, 1), date(2026, 4, 1), True),
+        (date(2026, 4, 1), date(2026, 4, 10), False),
+    ]
+    assert month_segments(date(2025, 12, 1), date(2026, 1, 1)) == [
+        (date(2025, 12, 1), date(2026, 1, 1), True)
+    ]
+    assert month_segments(date(2026, 3, 2), date(2026, 3, 30)) == [
+        (date(2026, 3, 2), date(2026, 3, 30), False)
+    ]
+    assert month_segments(date(2026, 3, 2), date(2026, 4, 3)) == [  # no whole month
+        (date(2026, 3, 2), date(2026, 4, 3), False)
+    ]
+    assert month_segments(date(2026, 12, 5), date(2027, 2, 1)) == [
+        (date(2026, 12, 5), date(2027, 1, 1), False),
+        (date(2027, 1, 1), date(2027, 2, 1), True),
+    ]
