@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import Date, Integer, and_, cast, func, select, tuple_
+from sqlalchemy import Date, Integer, and_, cast, func, select, tuple_, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -229,8 +229,7 @@ class Reports:
             only = None
             if query.top and not query.convert_to:
                 # Rank the groups in SQL first, then fetch per period only the top ones.
-                totals = await _grouped(session, query, query.start, query.end, basis, rank=True)
-                only = sorted(_top_groups(totals, query.top))
+                only = await _ranked(session, query, query.start, query.end, basis, query.top)
             current = await _grouped(session, query, query.start, query.end, basis, only=only)
             previous: dict[tuple[Any, ...], Totals] = {}
             if query.compare:
@@ -385,48 +384,29 @@ def _next_month(day: date) -> date:
     return date(day.year + day.month // 12, day.month % 12 + 1, 1)
 
 
-async def _grouped(
+@dataclass
+class _Source:
+    """One table (or join) a sales query reads, with its dimension columns, figures and the
+    range, filter and currency conditions already applied."""
+
+    stmt: Any  # select() with its FROM set
+    cols: dict[Dimension, Any]
+    figures: list[Any]  # orders, units, revenue, refunds
+    where: list[Any]
+    currency: Any
+    day: Any
+    dialect: str
+
+
+def _source(
     session: AsyncSession,
     query: SalesQuery,
     start: date,
     end: date,
     basis: Basis,
     *,
-    rank: bool = False,
-    only: Sequence[tuple[str, ...]] | None = None,
-) -> dict[tuple[Any, ...], Totals]:
-    """(period start, group values, currency) -> totals over ``[start, end)``; ``rank``: one
-    key per group and currency over the whole range (its period start is meaningless; the
-    same group may come in several keys); ``only``: just these groups.
-
-    Per-SKU figures over whole months come from ``sales_monthly_sku`` where the periods are
-    months or quarters, or for the ranking, whose periods do not matter."""
-    months = query.period in (Period.MONTH, Period.QUARTER) or rank
-    if basis != "rollup" or not query.by_line or not months:
-        return await _grouped_part(session, query, start, end, basis, rank=rank, only=only)
-    out: dict[tuple[Any, ...], Totals] = defaultdict(Totals)
-    for lo, hi, whole in month_segments(start, end):
-        part = await _grouped_part(
-            session, query, lo, hi, basis, rank=rank, only=only, monthly=whole
-        )
-        for key, t in part.items():
-            out[key] = out[key].plus(t.orders, t.units, t.revenue, t.refunds)
-    return dict(out)
-
-
-async def _grouped_part(
-    session: AsyncSession,
-    query: SalesQuery,
-    start: date,
-    end: date,
-    basis: Basis,
-    *,
-    rank: bool = False,
-    only: Sequence[tuple[str, ...]] | None = None,
     monthly: bool = False,
-) -> dict[tuple[Any, ...], Totals]:
-    """:func:`_grouped` from one table; ``monthly``: from ``sales_monthly_sku`` (``start``
-    and ``end`` are first days of months)."""
+) -> _Source:
     dialect = session.get_bind().dialect.name
     if basis == "rollup":
         table = (
@@ -460,8 +440,8 @@ async def _grouped_part(
         }
         where = [o.created_at >= since, o.created_at < until]
         currency = o.currency
+        line = OrderLineRow.__table__.c
         if query.by_line:
-            line = OrderLineRow.__table__.c
             cols |= {Dimension.SKU: line.sku, Dimension.CATEGORY: line.category}
             orders = func.count(func.distinct(line.order_id))  # per (group, SKU) as the rollup
             share = o.refunded * line.line_total / func.nullif(o.total, 0)
@@ -470,7 +450,6 @@ async def _grouped_part(
                 OrderRow.__table__.join(OrderLineRow.__table__, line.order_id == o.id)
             )
         else:
-            line = OrderLineRow.__table__.c
             units = (
                 select(line.order_id, func.sum(line.quantity).label("units"))
                 .where(
@@ -495,31 +474,94 @@ async def _grouped_part(
         where.append(cols[dim].in_(list(values)))
     if query.currency:
         where.append(currency.in_(list(query.currency)))
-    bucket = period_expr(day, query.period, dialect).label("bucket")
-    group_cols = [cols[d] for d in query.group_by]
-    if basis == "raw" and query.by_line and Dimension.SKU not in query.group_by:
-        group_cols_for_count = [*group_cols, cols[Dimension.SKU]]
-    else:
-        group_cols_for_count = group_cols
-    if only is not None:
-        where.append(
-            tuple_(*group_cols).in_(only)
-            if len(group_cols) > 1
-            else group_cols[0].in_([g[0] for g in only])
-        )
-    keys = [*group_cols_for_count, currency] if rank else [bucket, *group_cols_for_count, currency]
-    first = func.min(day) if rank else bucket
-    stmt = stmt.add_columns(first, *group_cols_for_count, currency, *figures)
-    stmt = stmt.where(and_(*where)).group_by(*keys)
-    out: dict[tuple[Any, ...], Totals] = defaultdict(Totals)
-    width = len(group_cols)
-    for row in await session.execute(stmt):
-        start_day = row[0] if isinstance(row[0], date) else date.fromisoformat(str(row[0])[:10])
-        groups = tuple(str(v) for v in row[1 : 1 + width])
-        cur = row[1 + len(group_cols_for_count)]
-        n, units, revenue, refunds = row[2 + len(group_cols_for_count) :]
-        key = (period_start(start_day, query.period), groups, cur)
-        out[key] = out[key].plus(
-            int(n or 0), int(units or 0), Decimal(revenue or 0), Decimal(refunds or 0)
-        )
+    return _Source(stmt, cols, figures, where, currency, day, dialect)
+
+
+def _pieces(
+    query: SalesQuery, start: date, end: date, basis: Basis, *, rank: bool = False
+) -> list[tuple[date, date, bool]]:
+    """(from, to, from the monthly table) pieces of ``[start, end)``: per-SKU figures over
+    whole months come from ``sales_monthly_sku`` where the periods are months or quarters, or
+    for the ranking, whose periods do not matter."""
+    months = query.period in (Period.MONTH, Period.QUARTER) or rank
+    if basis != "rollup" or not query.by_line or not months:
+        return [(start, end, False)]
+    return month_segments(start, end)
+
+
+async def _grouped(
+    session: AsyncSession,
+    query: SalesQuery,
+    start: date,
+    end: date,
+    basis: Basis,
+    *,
+    only: Sequence[tuple[str, ...]] | None = None,
+) -> dict[tuple[Any, ...], Totals]:
+    """(period start, group values, currency) -> totals over ``[start, end)``; ``only``: just
+    these groups."""
+    out: dict[tuple[Any, ...], Totals] = {}
+    width = len(query.group_by)
+    for lo, hi, monthly in _pieces(query, start, end, basis):
+        src = _source(session, query, lo, hi, basis, monthly=monthly)
+        bucket = period_expr(src.day, query.period, src.dialect).label("bucket")
+        group_cols = [src.cols[d] for d in query.group_by]
+        keys = list(group_cols)
+        if basis == "raw" and query.by_line and Dimension.SKU not in query.group_by:
+            keys.append(src.cols[Dimension.SKU])  # 'orders' per SKU, as the rollup counts
+        where = list(src.where)
+        if only is not None:
+            where.append(_among(group_cols, only))
+        stmt = src.stmt.add_columns(bucket, *keys, src.currency, *src.figures)
+        stmt = stmt.where(and_(*where)).group_by(bucket, *keys, src.currency)
+        cur_at = 1 + len(keys)
+        starts: dict[Any, date] = {}
+        for row in await session.execute(stmt):
+            first = starts.get(row[0])
+            if first is None:
+                raw = row[0]
+                day = raw if isinstance(raw, date) else date.fromisoformat(str(raw)[:10])
+                first = starts[row[0]] = period_start(day, query.period)
+            n, units, revenue, refunds = row[cur_at + 1 :]
+            key = (first, tuple(str(v) for v in row[1 : 1 + width]), row[cur_at])
+            figures = (int(n or 0), int(units or 0), Decimal(revenue or 0), Decimal(refunds or 0))
+            t = out.get(key)
+            out[key] = Totals(*figures) if t is None else t.plus(*figures)
     return {k: v for k, v in out.items() if v.orders or v.units or v.revenue or v.refunds}
+
+
+def _among(group_cols: Sequence[Any], only: Sequence[tuple[str, ...]]) -> Any:
+    if len(group_cols) > 1:
+        return tuple_(*group_cols).in_(only)
+    return group_cols[0].in_([g[0] for g in only])
+
+
+async def _ranked(
+    session: AsyncSession, query: SalesQuery, start: date, end: date, basis: Basis, top: int
+) -> list[tuple[str, ...]]:
+    """The ``top`` groups by revenue over ``[start, end)``, ranked in SQL: every piece's
+    (group, revenue, units) in one UNION ALL, summed, ordered, limited. For the ranking only,
+    amounts in different currencies are added as numbers; a tie goes to units, then the
+    group's values (in code point order on both databases)."""
+    parts = []
+    names = [f"g{i}" for i in range(len(query.group_by))]
+    for lo, hi, monthly in _pieces(query, start, end, basis, rank=True):
+        src = _source(session, query, lo, hi, basis, monthly=monthly)
+        group_cols = [src.cols[d] for d in query.group_by]
+        _, units, revenue, _ = src.figures
+        labelled = [c.label(n) for c, n in zip(group_cols, names, strict=True)]
+        parts.append(
+            src.stmt.add_columns(*labelled, revenue.label("revenue"), units.label("units"))
+            .where(and_(*src.where))
+            .group_by(*group_cols)
+        )
+    union = parts[0].subquery() if len(parts) == 1 else union_all(*parts).subquery()
+    groups = [union.c[n] for n in names]
+    ordered = [g.collate("C") if src.dialect == "postgresql" else g for g in groups]
+    stmt = (
+        select(*groups)
+        .group_by(*groups)
+        .order_by(func.sum(union.c.revenue).desc(), func.sum(union.c.units).desc(), *ordered)
+        .limit(top)
+    )
+    return sorted(tuple(str(v) for v in row) for row in await session.execute(stmt))
