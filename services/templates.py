@@ -30,6 +30,7 @@ from domain.pricing import (
     field_path,
     order_spec,
 )
+from services.analytics import Analytics, Recommendations
 from services.auth import Principal
 from services.context import Services
 from services.errors import Kind, ServiceError, invalid, not_found
@@ -349,6 +350,16 @@ class Templates:
                 row.archived_at, row.archived_by, row.updated_at = now, principal.name, now
             current = await self._version(session, row, None)
             return self._view(row, current, await self._open(session, current))
+
+    async def suggestions(
+        self, template_id: str, principal: Principal, limit: int = 5
+    ) -> Recommendations:
+        """Lines customers often order with the template's current lines (the analytics run's
+        association rules), to add to the template: the SKUs it holds are never suggested."""
+        view = await self.get(template_id)
+        analytics = Analytics.of(self._s)
+        skus = [line.sku for line in view.lines]
+        return await analytics.recommendations(principal, skus=skus, limit=limit)
 
     # --- using ------------------------------------------------------------------------------
 

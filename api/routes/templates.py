@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response, status
 from api.deps import ANY_ROLE, ServicesDep, allow
 from api.routes.orders import ERRORS, IdempotencyKey
 from domain.pricing import TemplateContent, TemplateOverrides
+from services.analytics import Recommendations
 from services.auth import Principal, Role, Scope
 from services.templates import TemplatePage, TemplatePatch, Templates, TemplateView
 from services.views import OrderDetail
@@ -19,6 +20,11 @@ orders_router = APIRouter(prefix="/orders", tags=["orders"], responses=ERRORS)
 Reader = Annotated[Principal, Depends(allow(*ANY_ROLE, scope=Scope.TEMPLATES_READ, own=False))]
 Writer = Annotated[
     Principal, Depends(allow(Role.SYSTEM, Role.SUPPORT, scope=Scope.TEMPLATES_WRITE, own=False))
+]
+# The suggestions come from sales history: staff and systems, not customers' own keys.
+Suggested = Annotated[
+    Principal,
+    Depends(allow(Role.SYSTEM, Role.SUPPORT, Role.MANAGER, scope=Scope.TEMPLATES_READ, own=False)),
 ]
 User = Annotated[
     Principal, Depends(allow(Role.SYSTEM, Role.SUPPORT, scope=Scope.ORDERS_CREATE, own=False))
@@ -67,6 +73,18 @@ async def get_template(
 ) -> TemplateView:
     """The current version of a template, or `version` N (orders record the one they used)."""
     return await templates.get(template_id, version)
+
+
+@router.get("/{template_id}/suggestions", response_model=Recommendations)
+async def template_suggestions(
+    template_id: TemplateId,
+    principal: Suggested,
+    templates: TemplatesDep,
+    limit: Annotated[int, Query(ge=1, le=20)] = 5,
+) -> Recommendations:
+    """Lines customers often order with the template's lines ("also ordered"), best first:
+    candidates to add to the template (a PATCH makes the new version)."""
+    return await templates.suggestions(template_id, principal, limit)
 
 
 @router.put("/{template_id}", response_model=TemplateView)

@@ -68,6 +68,11 @@ EXPECTED: dict[tuple[str, str], tuple[set[Role], Scope | None, bool]] = {
     ("PUT", "/templates/{template_id}"): ({SYSTEM, SUPPORT}, Scope.TEMPLATES_WRITE, False),
     ("PATCH", "/templates/{template_id}"): ({SYSTEM, SUPPORT}, Scope.TEMPLATES_WRITE, False),
     ("POST", "/templates/{template_id}/archive"): ({SYSTEM, SUPPORT}, Scope.TEMPLATES_WRITE, False),
+    ("GET", "/templates/{template_id}/suggestions"): (
+        {SYSTEM, SUPPORT, MANAGER},
+        Scope.TEMPLATES_READ,
+        False,
+    ),
     ("POST", "/orders/from-template/{template_id}"): (
         {SYSTEM, SUPPORT},
         Scope.ORDERS_CREATE,

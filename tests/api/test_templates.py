@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from db.models import OrderTemplateRow, OrderTemplateVersionRow
+from db.models import OrderTemplateRow, OrderTemplateVersionRow, ProductRow, ProductRuleRow
 from domain.status import OrderStatus
 from tests.api.conftest import Api
 from tests.api.flows import get, wait_status
@@ -402,3 +402,58 @@ async def test_a_client_cannot_claim_a_template_on_a_plain_create(api: Api) -> N
         headers=api.auth("eshop"),
     )
     assert listed.json()["items"] == []
+
+
+async def test_a_template_suggests_lines_often_ordered_with_its_own(api: Api) -> None:
+    now = datetime.now(UTC)
+
+    def rule(antecedent: list[str], consequent: str, lift: float) -> ProductRuleRow:
+        return ProductRuleRow(
+            antecedent=antecedent, consequent=consequent, support=0.05, confidence=0.5,
+            lift=lift, orders=30, computed_at=now,
+        )  # fmt: skip
+
+    async with api.stack.sessions.begin() as session:
+        session.add(ProductRow(sku="SUG-C", name="Cable", category="parts", updated_at=now))
+        session.add_all(
+            [
+                rule(["SUG-A"], "SUG-C", 2.0),
+                rule(["SUG-A", "SUG-B"], "SUG-D", 5.0),  # the whole template holds both
+                rule(["SUG-A"], "SUG-B", 9.0),  # already a line: never suggested
+                rule(["SUG-X"], "SUG-Y", 9.0),  # the template does not hold SUG-X
+            ]
+        )
+    lines = [{"sku": "SUG-A", "quantity": 1}, {"sku": "SUG-B", "quantity": 2}]
+    tid = (await create_template(api, template_body(lines=lines)))["id"]
+    response = await api.http.get(f"/templates/{tid}/suggestions", headers=api.auth("eshop"))
+    assert response.status_code == 200, response.text
+    got = response.json()
+    assert got["held"] == ["SUG-A", "SUG-B"]
+    assert [(s["sku"], s["name"]) for s in got["suggestions"]] == [
+        ("SUG-D", None),
+        ("SUG-C", "Cable"),
+    ]
+    assert got["suggestions"][0]["because"]["antecedent"] == ["SUG-A", "SUG-B"]
+    one = await api.http.get(
+        f"/templates/{tid}/suggestions", params={"limit": 1}, headers=api.auth("support-1")
+    )
+    assert [s["sku"] for s in one.json()["suggestions"]] == ["SUG-D"]
+    # A new version with the suggested line: it is no longer suggested.
+    patched = await api.http.patch(
+        f"/templates/{tid}",
+        json={"lines": [*lines, {"sku": "SUG-D", "quantity": 1}]},
+        headers=api.auth("support-1"),
+    )
+    assert patched.status_code == 200, patched.text
+    again = await api.http.get(f"/templates/{tid}/suggestions", headers=api.auth("eshop"))
+    assert [s["sku"] for s in again.json()["suggestions"]] == ["SUG-C"]
+
+    bad = await api.http.get(
+        f"/templates/{tid}/suggestions", params={"limit": 0}, headers=api.auth("eshop")
+    )
+    assert bad.status_code == 422
+    assert "limit" in bad.text
+    missing = await api.http.get("/templates/TPL-NOPE/suggestions", headers=api.auth("eshop"))
+    assert missing.status_code == 404
+    refused = await api.http.get(f"/templates/{tid}/suggestions", headers=api.auth("boss"))
+    assert refused.status_code == 403  # approvers read templates, not sales history
