@@ -17,9 +17,11 @@ $(STAMP): requirements.lock pyproject.toml
 run: $(STAMP)
 	$(PY) devstack.py
 
-## Whole test suite (unit, workflows on real Temporal servers, API end to end, SQLite + PostgreSQL).
+## Whole test suite (unit, workflows on real Temporal servers, API end to end, SQLite + PostgreSQL),
+## on PYTEST_WORKERS processes (pytest-xdist; each has its own Temporal server and PostgreSQL).
+PYTEST_WORKERS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

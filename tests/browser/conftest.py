@@ -32,6 +32,7 @@ from playwright.async_api import (
     Route,
     ViewportSize,
     async_playwright,
+    expect,
 )
 
 from api.app import create_app
@@ -43,6 +44,10 @@ SCREENSHOTS = ROOT / "test-output" / "screenshots"
 LOOPBACK = frozenset({"127.0.0.1", "localhost"})
 PHONE: ViewportSize = {"width": 390, "height": 844}
 DESKTOP: ViewportSize = {"width": 1280, "height": 900}
+
+# Playwright's 5 s default for expect() is too short on a loaded 2-core CI machine: ReDoc alone
+# takes over 5 s there to parse the OpenAPI document and render its first heading.
+expect.set_options(timeout=20_000)
 
 
 def find_chromium() -> str | None:
