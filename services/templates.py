@@ -30,7 +30,7 @@ from domain.pricing import (
     field_path,
     order_spec,
 )
-from services.analytics import Analytics, Recommendations
+from services.analytics import MAX_SKUS, Analytics, Recommendations
 from services.auth import Principal
 from services.context import Services
 from services.errors import Kind, ServiceError, invalid, not_found
@@ -357,9 +357,14 @@ class Templates:
         """Lines customers often order with the template's current lines (the analytics run's
         association rules), to add to the template: the SKUs it holds are never suggested."""
         view = await self.get(template_id)
-        analytics = Analytics.of(self._s)
-        skus = [line.sku for line in view.lines]
-        return await analytics.recommendations(principal, skus=skus, limit=limit)
+        held = list(dict.fromkeys(line.sku for line in view.lines))
+        # A long template starts from its first MAX_SKUS SKUs; none of its SKUs is suggested.
+        found = await Analytics.of(self._s).recommendations(
+            principal, skus=held[:MAX_SKUS], limit=limit + max(0, len(held) - MAX_SKUS)
+        )
+        mine = set(held)
+        keep = [s for s in found.suggestions if s.sku not in mine][:limit]
+        return found.model_copy(update={"held": sorted(held), "suggestions": keep})
 
     # --- using ------------------------------------------------------------------------------
 
