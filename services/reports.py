@@ -557,7 +557,8 @@ async def _ranked(
         )
     union = parts[0].subquery() if len(parts) == 1 else union_all(*parts).subquery()
     groups = [union.c[n] for n in names]
-    ordered = [g.collate("C") if src.dialect == "postgresql" else g for g in groups]
+    pg = session.get_bind().dialect.name == "postgresql"
+    ordered = [g.collate("C") if pg else g for g in groups]
     stmt = (
         select(*groups)
         .group_by(*groups)
