@@ -14,9 +14,9 @@ last 30 days, some cancelled/rejected/failed), ``created_at`` over ``--months`` 
 yearly and weekday seasonality, SKU popularity Zipf-like (some SKUs launched late), 1-6 lines
 per order (mean ~3.2) and partial or full refunds on ~5 % of the sold orders.
 
-It then builds ``sales_daily``, ``sales_daily_sku`` and ``sales_monthly_sku`` with
-``INSERT ... SELECT ... GROUP BY`` statements computing what ``domain.reporting.contributions()``
-computes (the refund share over an order's lines is done exactly: half-even rounding at the
+It then builds ``sales_daily``, ``sales_daily_sku``, ``sales_monthly_sku`` and
+``sales_weekly_sku`` with ``INSERT ... SELECT ... GROUP BY`` statements computing what
+``domain.reporting.contributions()`` computes (the refund share over an order's lines is done exactly: half-even rounding at the
 money scale in integer arithmetic, remainder on the largest line), checks that on a few whole
 days against ``contributions()`` itself, runs ``VACUUM ANALYZE``, checks that both report
 bases agree, and measures:
@@ -633,22 +633,34 @@ FROM sales_daily_sku
 GROUP BY 1, 2, 3, 4, 5, 6, 7
 """
 
+# db.rollup.weekly(): the daily per-SKU rows summed per ISO week over regions and tiers.
+ROLLUP_WEEKS_SQL = """
+INSERT INTO sales_weekly_sku (week, status, sku, category, currency,
+                              orders, units, revenue, refunds)
+SELECT date_trunc('week', day)::date, status, sku, category, currency,
+       sum(orders), sum(units), sum(revenue), sum(refunds)
+FROM sales_daily_sku
+GROUP BY 1, 2, 3, 4, 5
+"""
+
 
 @dataclass(frozen=True)
 class RollupBuild:
     orders_s: float
     skus_s: float
     months_s: float
+    weeks_s: float
     orders_rows: int
     skus_rows: int
     months_rows: int
+    weeks_rows: int
 
 
 def build_rollups(cluster: PgCluster) -> RollupBuild:
     """The INSERT ... SELECT statements: seconds and rows of each."""
     seconds, rows = [], []
     with cluster.connect(DB_NAME) as conn:
-        for sql in (ROLLUP_ORDERS_SQL, ROLLUP_SKUS_SQL, ROLLUP_MONTHS_SQL):
+        for sql in (ROLLUP_ORDERS_SQL, ROLLUP_SKUS_SQL, ROLLUP_MONTHS_SQL, ROLLUP_WEEKS_SQL):
             t0 = time.perf_counter()
             rows.append(conn.execute(sql).rowcount)
             conn.commit()
@@ -1060,7 +1072,14 @@ def sizes(cluster: PgCluster) -> tuple[int, list[tuple[str, int, int, int, int]]
     with cluster.connect(DB_NAME) as conn:
         db = conn.execute("SELECT pg_database_size(current_database())").fetchone()
         out = []
-        for t in ("orders", "order_lines", "sales_daily", "sales_daily_sku", "sales_monthly_sku"):
+        for t in (
+            "orders",
+            "order_lines",
+            "sales_daily",
+            "sales_daily_sku",
+            "sales_monthly_sku",
+            "sales_weekly_sku",
+        ):
             row = conn.execute(
                 f"SELECT count(*), pg_total_relation_size('{t}'), pg_relation_size('{t}'), "
                 f"pg_indexes_size('{t}') FROM {t}"
@@ -1149,10 +1168,12 @@ def main() -> int:
         print(
             f"\n== rollups with SQL: sales_daily {rb.orders_rows:,} rows in {rb.orders_s:.1f} s, "
             f"sales_daily_sku {rb.skus_rows:,} rows in {rb.skus_s:.1f} s, "
-            f"sales_monthly_sku {rb.months_rows:,} rows in {rb.months_s:.1f} s "
+            f"sales_monthly_sku {rb.months_rows:,} rows in {rb.months_s:.1f} s, "
+            f"sales_weekly_sku {rb.weeks_rows:,} rows in {rb.weeks_s:.1f} s "
             f"({sr.orders / rb.orders_rows:.1f} orders per sales_daily row, "
             f"{sr.lines / rb.skus_rows:.2f} lines per sales_daily_sku row, "
-            f"{rb.skus_rows / rb.months_rows:.1f} daily per monthly SKU row)",
+            f"{rb.skus_rows / rb.months_rows:.1f} daily per monthly, "
+            f"{rb.skus_rows / rb.weeks_rows:.1f} daily per weekly SKU row)",
             flush=True,
         )
         with meter.phase("VACUUM ANALYZE"):

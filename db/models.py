@@ -718,6 +718,27 @@ class SalesMonthlySkuRow(Base):
     refunds: Mapped[Decimal] = mapped_column(Money)
 
 
+class SalesWeeklySkuRow(Base):
+    """``sales_daily_sku`` summed per ISO week (``week`` = its Monday) over all regions and
+    tiers, kept by the same upkeep: a per-SKU report by week that neither groups nor filters by
+    region or tier reads one row per week, SKU, status and currency instead of one per day,
+    region and tier; the days at the range's edges still come from the daily table."""
+
+    __tablename__ = "sales_weekly_sku"
+
+    week: Mapped[date] = mapped_column(Date, primary_key=True)
+    status: Mapped[str] = mapped_column(String(32), primary_key=True)
+    sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+    category: Mapped[str] = mapped_column(String(64), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    orders: Mapped[int] = mapped_column(BigInteger)
+    units: Mapped[int] = mapped_column(BigInteger)
+    revenue: Mapped[Decimal] = mapped_column(Money)
+    refunds: Mapped[Decimal] = mapped_column(Money)
+
+    __table_args__ = (Index("ix_sales_weekly_sku_sku_week", "sku", "week"),)
+
+
 class ReportExportRow(Base):
     """A report exported in the background (ReportExportWorkflow) and kept for download."""
 

@@ -1,5 +1,6 @@
 """The report tables the projection keeps: ``order_lines``, the daily rollups (``sales_daily``,
-``sales_daily_sku``) and the monthly per-SKU one (``sales_monthly_sku``), moved incrementally
+``sales_daily_sku``) and the per-SKU ones summed per month (``sales_monthly_sku``) and per
+week over regions and tiers (``sales_weekly_sku``), moved incrementally
 in the projection's transaction by the difference between the order's old and new
 contribution (domain.reporting)."""
 
@@ -7,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -21,6 +22,7 @@ from db.models import (
     SalesDailyRow,
     SalesDailySkuRow,
     SalesMonthlySkuRow,
+    SalesWeeklySkuRow,
 )
 from db.upsert import insert_for
 from domain.reporting import (
@@ -37,6 +39,7 @@ from domain.state import OrderState
 ORDER_KEY = ("day", "region", "tier", "status", "source", "sales_rep", "currency")
 SKU_KEY = ("day", "region", "tier", "status", "sku", "category", "currency")
 MONTH_SKU_KEY = ("month", *SKU_KEY[1:])
+WEEK_SKU_KEY = ("week", *SKU_KEY[3:])  # no region, no tier
 FIGURES = ("orders", "units", "revenue", "refunds")
 # The orders columns the rollups depend on: if none changed, the rollups stay as they are.
 _FACT_COLUMNS = (
@@ -118,6 +121,7 @@ async def apply(
     sku_changes = delta(before_skus, after_skus)
     await add(session, SalesDailySkuRow, SKU_KEY, sku_changes)
     await add(session, SalesMonthlySkuRow, MONTH_SKU_KEY, monthly(sku_changes))
+    await add(session, SalesWeeklySkuRow, WEEK_SKU_KEY, weekly(sku_changes))
 
 
 def monthly(per_sku: Mapping[Any, Figures]) -> dict[Any, Figures]:
@@ -125,6 +129,16 @@ def monthly(per_sku: Mapping[Any, Figures]) -> dict[Any, Figures]:
     out: dict[Any, Figures] = {}
     for (day, *rest), f in per_sku.items():
         key = (day.replace(day=1), *rest)
+        out[key] = out.get(key, Figures()) + f
+    return out
+
+
+def weekly(per_sku: Mapping[Any, Figures]) -> dict[Any, Figures]:
+    """``sales_daily_sku`` keys and figures summed into ``sales_weekly_sku`` keys (the ISO
+    week's Monday; region and tier summed away)."""
+    out: dict[Any, Figures] = {}
+    for (day, _region, _tier, *rest), f in per_sku.items():
+        key = (day - timedelta(days=day.weekday()), *rest)
         out[key] = out.get(key, Figures()) + f
     return out
 
@@ -214,6 +228,7 @@ async def rebuild(session: AsyncSession, *, chunk: int = 5000) -> int:
     await session.execute(delete(SalesDailyRow))
     await session.execute(delete(SalesDailySkuRow))
     await session.execute(delete(SalesMonthlySkuRow))
+    await session.execute(delete(SalesWeeklySkuRow))
     per_order: dict[Any, Figures] = {}
     per_sku: dict[Any, Figures] = {}
     count, after = 0, ""
@@ -249,6 +264,7 @@ async def rebuild(session: AsyncSession, *, chunk: int = 5000) -> int:
     await _bulk(session, SalesDailyRow, ORDER_KEY, per_order)
     await _bulk(session, SalesDailySkuRow, SKU_KEY, per_sku)
     await _bulk(session, SalesMonthlySkuRow, MONTH_SKU_KEY, monthly(per_sku))
+    await _bulk(session, SalesWeeklySkuRow, WEEK_SKU_KEY, weekly(per_sku))
     return count
 
 

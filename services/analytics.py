@@ -23,6 +23,7 @@ from db.models import (
     ProductRuleRow,
     SalesDailySkuRow,
     SalesMonthlySkuRow,
+    SalesWeeklySkuRow,
 )
 from db.session import SessionFactory
 from db.upsert import insert_for
@@ -314,7 +315,7 @@ class Analytics:
                     set_={k: v for k, v in values.items() if k != "sku"},
                 )
             )
-            for table in (OrderLineRow, SalesDailySkuRow, SalesMonthlySkuRow):
+            for table in (OrderLineRow, SalesDailySkuRow, SalesMonthlySkuRow, SalesWeeklySkuRow):
                 await session.execute(
                     update(table)
                     .where(table.sku == sku, table.category != body.category)

@@ -63,6 +63,7 @@ from db.models import (
     SalesDailyRow,
     SalesDailySkuRow,
     SalesMonthlySkuRow,
+    SalesWeeklySkuRow,
 )
 from db.readmodel import _order_values  # the projection's own row mapping: no second copy
 from db.session import SessionFactory
@@ -1031,6 +1032,9 @@ class _Chunk:
         await add_figures(session, SalesDailySkuRow, rollup.SKU_KEY, self.per_sku)
         await add_figures(
             session, SalesMonthlySkuRow, rollup.MONTH_SKU_KEY, rollup.monthly(self.per_sku)
+        )
+        await add_figures(
+            session, SalesWeeklySkuRow, rollup.WEEK_SKU_KEY, rollup.weekly(self.per_sku)
         )
 
 

@@ -17,6 +17,7 @@ from db.models import (
     SalesDailyRow,
     SalesDailySkuRow,
     SalesMonthlySkuRow,
+    SalesWeeklySkuRow,
 )
 from db.session import SessionFactory
 from db.vault import Vault
@@ -77,8 +78,14 @@ async def _rollups(sessions: SessionFactory) -> tuple[set[tuple], set[tuple]]:
             for r in await session.execute(select(SalesMonthlySkuRow.__table__))
             if r.orders or r.units or r.revenue or r.refunds
         }
-    # The monthly per-SKU rollup is always the daily one summed per month.
+        weeks = {
+            tuple(r[:-4]): Figures(*r[-4:])
+            for r in await session.execute(select(SalesWeeklySkuRow.__table__))
+            if r.orders or r.units or r.revenue or r.refunds
+        }
+    # The monthly and weekly per-SKU rollups are always the daily one summed per month / week.
     assert months == rollup.monthly({k[:-4]: f for k, f in daily.items()})
+    assert weeks == rollup.weekly({k[:-4]: f for k, f in daily.items()})
     return orders, set(daily)
 
 

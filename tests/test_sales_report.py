@@ -165,8 +165,78 @@ async def test_per_sku_months_and_quarters_from_the_monthly_rollup_equal_raw(
         assert got == [(r.period, r.groups, r.currency, r.figures, r.previous) for r in raw.rows]
 
 
+async def test_per_sku_weeks_from_the_weekly_rollup_equal_raw(
+    sessions: SessionFactory, database_url: str
+) -> None:
+    """Whole ISO weeks come from sales_weekly_sku (no region or tier asked), the edge days from
+    sales_daily_sku; a query by region or tier reads the daily table; all equal the raw rows."""
+    from datetime import UTC, datetime
+
+    from config import load_policy
+    from services.demo_seed import SeedOptions, seed_demo
+    from services.sales_sql import SalesWeeklySkuRow, _pieces
+    from workflows.client import order_policy
+
+    settings = make_settings(database_url)
+    policy = order_policy(settings, load_policy(settings.approval_policy_file))
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    await seed_demo(sessions, SeedOptions(orders=300, months=4, seed=5), policy, now=now)
+    reports = Reports(sessions, settings)
+    cases = [  # (group_by, filters, weekly table read)
+        (["sku"], {}, True),
+        (["category"], {"status": ["completed", "delivered", "cancelled"]}, True),
+        (["sku"], {"category": ["printing"]}, True),
+        (["sku", "region"], {}, False),
+        (["category"], {"tier": ["standard"]}, False),
+    ]
+    for group_by, filters, weekly in cases:
+        # Wednesday to Friday: edge days on both sides of the whole weeks.
+        query = parse_sales_query(
+            start=date(2026, 8, 12), end=date(2026, 11, 20), period="week", group_by=group_by,
+            filters=filters, compare=True, settings=settings,
+        )  # fmt: skip
+        tables = [t for _, _, t in _pieces(query, query.start, query.end, "rollup")]
+        assert (SalesWeeklySkuRow in tables) is weekly, (group_by, filters)
+        rollup = await reports.sales(MANAGER, query)
+        raw = await reports.sales(MANAGER, query, basis="raw")
+        assert rollup.rows, (group_by, filters)
+        got = [(r.period, r.groups, r.currency, r.figures, r.previous) for r in rollup.rows]
+        assert got == [(r.period, r.groups, r.currency, r.figures, r.previous) for r in raw.rows]
+    top = parse_sales_query(
+        start=date(2026, 8, 12), end=date(2026, 11, 20), period="week", group_by=["sku"], top=3,
+        settings=settings,
+    )  # fmt: skip
+    ranked = await reports.sales(MANAGER, top)
+    assert len({r.groups["sku"] for r in ranked.rows}) == 3
+    raw_top = await reports.sales(MANAGER, top, basis="raw")
+    assert [(r.period, r.groups, r.figures) for r in ranked.rows] == [
+        (r.period, r.groups, r.figures) for r in raw_top.rows
+    ]
+
+
+def test_week_segments_cut_whole_iso_weeks_from_the_edge_days() -> None:
+    from services.sales_sql import week_segments
+
+    # 2026-08-12 is a Wednesday, 2026-08-17 and 2026-11-16 Mondays.
+    assert week_segments(date(2026, 8, 12), date(2026, 11, 20)) == [
+        (date(2026, 8, 12), date(2026, 8, 17), False),
+        (date(2026, 8, 17), date(2026, 11, 16), True),
+        (date(2026, 11, 16), date(2026, 11, 20), False),
+    ]
+    assert week_segments(date(2026, 8, 17), date(2026, 8, 31)) == [
+        (date(2026, 8, 17), date(2026, 8, 31), True)
+    ]
+    assert week_segments(date(2026, 8, 12), date(2026, 8, 20)) == [  # no whole week
+        (date(2026, 8, 12), date(2026, 8, 20), False)
+    ]
+    assert week_segments(date(2026, 12, 30), date(2027, 1, 11)) == [  # over a year's end
+        (date(2026, 12, 30), date(2027, 1, 4), False),
+        (date(2027, 1, 4), date(2027, 1, 11), True),
+    ]
+
+
 def test_month_segments_cut_whole_months_from_the_edge_days() -> None:
-    from services.reports import month_segments
+    from services.sales_sql import month_segments
 
     assert month_segments(date(2026, 1, 15), date(2026, 4, 10)) == [
         (date(2026, 1, 15), date(2026, 2, 1), False),

@@ -94,6 +94,25 @@ async def test_reports_exports_and_subscriptions(api: Api, manager: dict[str, st
     }
     assert [(t["currency"], t["orders"]) for t in body["totals"]] == [("EUR", 3)]
     assert any("per currency" in n for n in body["notes"])
+    # By week over whole ISO weeks (read from the weekly per-SKU rollup): regrouped too.
+    monday = datetime.now(UTC).date() - timedelta(days=datetime.now(UTC).weekday())
+    weeks = {
+        "from": (monday - timedelta(days=7)).isoformat(),
+        "to": (monday + timedelta(days=7)).isoformat(),
+    }
+    weekly = await api.http.get(
+        "/reports/sales",
+        params={**weeks, "group_by": "category", "period": "week"},
+        headers=manager,
+    )
+    assert weekly.status_code == 200, weekly.text
+    per_week = {}
+    for row in weekly.json()["rows"]:
+        got = per_week.setdefault(row["groups"]["category"], [0, 0, Decimal(0)])
+        got[0] += row["orders"]
+        got[1] += row["units"]
+        got[2] += Decimal(row["revenue"])
+    assert per_week == by_category
 
     plain = (
         await api.http.get("/reports/sales", params={**rng, "period": "day"}, headers=manager)
