@@ -16,10 +16,10 @@ per order (mean ~3.2) and partial or full refunds on ~5 % of the sold orders.
 
 It then builds ``sales_daily``, ``sales_daily_sku``, ``sales_monthly_sku`` and
 ``sales_weekly_sku`` with ``INSERT ... SELECT ... GROUP BY`` statements computing what
-``domain.reporting.contributions()`` computes (the refund share over an order's lines is done exactly: half-even rounding at the
-money scale in integer arithmetic, remainder on the largest line), checks that on a few whole
-days against ``contributions()`` itself, runs ``VACUUM ANALYZE``, checks that both report
-bases agree, and measures:
+``domain.reporting.contributions()`` computes (the refund share over an order's lines is done
+exactly: half-even rounding at the money scale in integer arithmetic, remainder on the largest
+line), checks that on a few whole days against ``contributions()`` itself, runs
+``VACUUM ANALYZE``, checks that both report bases agree, and measures:
 
 * ``Reports.sales()`` (the service behind GET /reports/sales, SQL + assembly in Python) on the
   rollup and on the raw rows (``basis="raw"``), ``--repeats`` timed calls after 2 warm-ups:
