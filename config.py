@@ -332,6 +332,51 @@ class Settings(BaseSettings):
         description="Cron (UTC) of the analytics run: association rules and demand forecasts.",
     )
 
+    # Outbound webhooks (services/webhooks.py, workflows/webhooks.py)
+    webhook_retry_schedule: tuple[timedelta, ...] = Field(
+        default=(
+            timedelta(seconds=5),
+            timedelta(minutes=5),
+            timedelta(minutes=30),
+            timedelta(hours=2),
+            timedelta(hours=5),
+            timedelta(hours=10),
+            timedelta(hours=24),
+        ),
+        min_length=1,
+        max_length=20,
+        description="Waits before each retry of a failed delivery (JSON list of durations, "
+        "each jittered by up to 10 %); after the last one the delivery goes to the dead letter.",
+    )
+    webhook_timeout: timedelta = Field(
+        default=timedelta(seconds=10),
+        gt=timedelta(0),
+        le=timedelta(seconds=60),
+        description="How long a receiver may take to answer one delivery.",
+    )
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Allow webhook URLs on private, loopback and link-local addresses "
+        "(development and tests); off: refused when set and again at every delivery.",
+    )
+    webhook_disable_after: timedelta = Field(
+        default=timedelta(days=5),
+        gt=timedelta(0),
+        description="An endpoint failing every delivery this long is disabled.",
+    )
+    webhook_poll: timedelta = Field(
+        default=timedelta(milliseconds=500),
+        gt=timedelta(0),
+        le=timedelta(seconds=30),
+        description="How often a live endpoint's delivery activity looks for new events.",
+    )
+    webhook_secret_overlap: timedelta = Field(
+        default=timedelta(hours=24),
+        ge=timedelta(0),
+        le=timedelta(days=30),
+        description="How long the old secret still signs after a rotation (by default).",
+    )
+
     # Simulator failure injection (tests and demos)
     sim_payment_delay: float = Field(
         default=0.0, ge=0, description="Seconds each gateway call takes."

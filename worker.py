@@ -30,6 +30,7 @@ from activities.payment import PaymentActivities
 from activities.projection import ProjectionActivities
 from activities.reports import ReportActivities
 from activities.shipping import ShippingActivities
+from activities.webhooks import WebhookActivities
 from config import Settings, get_settings, load_keyring, load_policy
 from db.session import SessionFactory, make_engine, make_sessionmaker
 from db.vault import Vault
@@ -46,6 +47,7 @@ from workflows.client import connect
 from workflows.imports import ImportWorkflow
 from workflows.order import OrderWorkflow
 from workflows.reports import AnalyticsWorkflow, ReportExportWorkflow, ensure_analytics_schedule
+from workflows.webhooks import WebhookDeliveryWorkflow, ensure_delivery_workflows
 
 log = logging.getLogger("orderly.worker")
 
@@ -78,6 +80,7 @@ def build_activities(settings: Settings, sessions: SessionFactory) -> list[Calla
     projection = ProjectionActivities(sessions, vault)
     customers = CustomerActivities.from_settings(settings, sessions)
     reports = ReportActivities(sessions, settings)
+    webhooks = WebhookActivities(sessions, settings, keyring)
     return [
         credit.check_credit,
         inventory.reserve_stock,
@@ -95,6 +98,8 @@ def build_activities(settings: Settings, sessions: SessionFactory) -> list[Calla
         reports.run_export,
         reports.compute_rules,
         reports.compute_forecasts,
+        webhooks.next_webhooks,
+        webhooks.attempt_webhook,
     ]
 
 
@@ -119,6 +124,7 @@ ORDER_WORKFLOWS = [
     ClassifyCustomersWorkflow,
     ReportExportWorkflow,
     AnalyticsWorkflow,
+    WebhookDeliveryWorkflow,
 ]
 INTAKE_WORKFLOWS = [ImportWorkflow]
 WORKFLOWS = ORDER_WORKFLOWS + INTAKE_WORKFLOWS  # every workflow type (the replay test)
@@ -193,7 +199,8 @@ async def run_worker(settings: Settings) -> None:
     engine = make_engine(settings.database_url)
     try:
         client = await connect(settings)
-        worker = build_worker(client, settings, make_sessionmaker(engine))
+        sessions = make_sessionmaker(engine)
+        worker = build_worker(client, settings, sessions)
         if "orders" in settings.worker_queues:
             schedule = await ensure_schedule(
                 client, task_queue=settings.task_queue, cron=settings.classification_schedule
@@ -203,6 +210,8 @@ async def run_worker(settings: Settings) -> None:
                 client, task_queue=settings.task_queue, cron=settings.analytics_schedule
             )
             log.info("analytics schedule: %s", schedule)
+            started = await ensure_delivery_workflows(client, sessions, settings.task_queue)
+            log.info("webhook delivery workflows: %d enabled endpoints", started)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -808,3 +808,65 @@ class DemandForecastRow(Base):
     backtest_smape: Mapped[float | None] = mapped_column(Float, nullable=True)
     points: Mapped[list[Any]] = mapped_column(doc="[{week, quantity, lower, upper}]")
     computed_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+# --- outbound webhooks (services.webhooks, activities.webhooks) ----------------------------------
+
+
+class WebhookEndpointRow(Base):
+    """A subscriber's endpoint: where an order's events go, signed with its secrets.
+
+    ``secrets`` is sealed (``security.sealing``): the list of (secret, until) the deliveries
+    are signed with, newest first; a rotated-out one signs until its ``until``. ``cursor`` is
+    the last event log id the delivery workflow has turned into deliveries."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    event_types: Mapped[list[str]] = mapped_column(doc="[] = every event type")
+    description: Mapped[str] = mapped_column(String(500), default="")
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    disabled_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    secrets: Mapped[bytes] = mapped_column(LargeBinary)
+    cursor: Mapped[int] = mapped_column(BigInteger, default=0)
+    since: Mapped[int] = mapped_column(
+        BigInteger, default=0, doc="Events up to this id are never delivered (before creation)."
+    )
+    failing_since: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class WebhookDeliveryRow(Base):
+    """One event for one endpoint: its attempts so far and what comes next. Unique per
+    (endpoint, order, seq), so an event re-logged under a new cursor is delivered once."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    endpoint_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("webhook_endpoints.id", ondelete="CASCADE")
+    )
+    event_id: Mapped[int] = mapped_column(BigInteger, doc="order_events.id (the feed cursor)")
+    order_id: Mapped[str] = mapped_column(String(32))
+    seq: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), doc="pending | delivered | failed | dead")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    last_status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_latency_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+    __table_args__ = (
+        UniqueConstraint("endpoint_id", "order_id", "seq"),
+        Index("ix_webhook_deliveries_endpoint_status", "endpoint_id", "status", "order_id", "seq"),
+        Index("ix_webhook_deliveries_endpoint_event", "endpoint_id", "event_id"),
+        {"sqlite_autoincrement": True},
+    )

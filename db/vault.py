@@ -65,6 +65,22 @@ def _extract(node: Any, path: Path, found: list[tuple[Path, str]]) -> Any:
     return node
 
 
+def without_pii(node: Any, path: Path | None = None) -> Any:
+    """A copy of a stored document without its PII fields and without the sealed ``_pii``
+    (for receivers that may not see customer data, e.g. webhook payloads)."""
+    path = path or []
+    if isinstance(node, dict):
+        fields = _pii_fields(path[-1]) if path else ()
+        return {
+            k: without_pii(v, [*path, k])
+            for k, v in node.items()
+            if k != "_pii" and k not in fields
+        }
+    if isinstance(node, list):
+        return [without_pii(v, [*path, i]) for i, v in enumerate(node)]
+    return node
+
+
 def _put(doc: Any, path: Path, value: str) -> None:
     node = doc
     for step in path[:-1]:

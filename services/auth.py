@@ -54,6 +54,7 @@ class Scope(StrEnum):
     TEMPLATES_WRITE = "templates:write"  # create, edit, archive templates
     IMPORTS_READ = "imports:read"  # GET /imports, an import, its report, the template
     IMPORTS_WRITE = "imports:write"  # POST /imports (starts orders), cancel an import
+    WEBHOOKS_ADMIN = "webhooks:admin"  # /webhooks: subscriptions and their delivery logs
 
 
 class Principal(BaseModel):

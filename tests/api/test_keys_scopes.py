@@ -89,9 +89,22 @@ EXPECTED: dict[tuple[str, str], tuple[set[Role], Scope | None, bool]] = {
     ("GET", "/reports/recommendations"): ({SYSTEM, SUPPORT, MANAGER}, None, False),
     ("GET", "/products"): ({SYSTEM, SUPPORT, MANAGER}, None, False),
     ("PUT", "/products/{sku}"): ({SUPPORT}, None, False),
+    ("POST", "/webhooks"): (set(), Scope.WEBHOOKS_ADMIN, False),
+    ("GET", "/webhooks"): (set(), Scope.WEBHOOKS_ADMIN, False),
+    ("GET", "/webhooks/{endpoint_id}"): (set(), Scope.WEBHOOKS_ADMIN, False),
+    ("PATCH", "/webhooks/{endpoint_id}"): (set(), Scope.WEBHOOKS_ADMIN, False),
+    ("DELETE", "/webhooks/{endpoint_id}"): (set(), Scope.WEBHOOKS_ADMIN, False),
+    ("POST", "/webhooks/{endpoint_id}/rotate-secret"): (set(), Scope.WEBHOOKS_ADMIN, False),
+    ("GET", "/webhooks/{endpoint_id}/deliveries"): (set(), Scope.WEBHOOKS_ADMIN, False),
+    ("POST", "/webhooks/{endpoint_id}/deliveries/{delivery_id}/redeliver"): (
+        set(),
+        Scope.WEBHOOKS_ADMIN,
+        False,
+    ),
+    ("POST", "/webhooks/{endpoint_id}/replay"): (set(), Scope.WEBHOOKS_ADMIN, False),
 }
 # Path parameters of the matrix: nothing that exists, so no request changes anything.
-SAMPLES = {"order_id": "SO-NOPE-1", "key_id": str(2**31 - 1)}
+SAMPLES = {"order_id": "SO-NOPE-1", "key_id": str(2**31 - 1), "delivery_id": str(2**31 - 1)}
 
 
 @pytest.fixture

@@ -252,6 +252,53 @@ async def analytics(stack: Stack) -> AnyHandle:
     )
 
 
+async def webhook_delivery(stack: Stack) -> AnyHandle:
+    """An endpoint receives a small order's events (one 500 first, then 204s), then is
+    disabled: the delivery workflow ends."""
+    from sqlalchemy import select
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from config import load_keyring
+    from db.models import WebhookDeliveryRow
+    from services.webhooks import WebhookIn, WebhookPatch, Webhooks
+    from tests.helpers import eventually
+    from tests.http_servers import serve
+    from tests.test_devproxy import upstream
+    from workflows.webhooks import workflow_id as webhook_workflow_id
+
+    answered: list[int] = []
+
+    async def hook(_request: Request) -> Response:
+        answered.append(500 if not answered else 204)
+        return Response(status_code=answered[-1])
+
+    admin = Principal(name="root", roles=frozenset({Role.ADMIN}))
+    webhooks = Webhooks(stack.sessions, stack.settings, load_keyring(stack.settings), stack.client)
+    app = Starlette(routes=[Route("/hook", hook, methods=["POST"])])
+    async with serve(upstream(app)) as base:
+        endpoint = await webhooks.create(admin, WebhookIn(url=f"{base}/hook"))
+        await small_order(stack)
+
+        async def states() -> list[str]:
+            async with stack.sessions() as session:
+                return list(
+                    await session.scalars(
+                        select(WebhookDeliveryRow.status).where(
+                            WebhookDeliveryRow.endpoint_id == endpoint.id
+                        )
+                    )
+                )
+
+        await eventually(
+            states, lambda got: len(got) >= 5 and set(got) == {"delivered"}, what="delivered"
+        )
+        await webhooks.patch(admin, endpoint.id, WebhookPatch(enabled=False))
+    return stack.client.get_workflow_handle(webhook_workflow_id(endpoint.id))
+
+
 SCENARIOS: dict[str, Callable[[Stack], Awaitable[AnyHandle]]] = {
     "small_order": small_order,
     "three_level_approval": three_level_approval,
@@ -269,6 +316,7 @@ SCENARIOS: dict[str, Callable[[Stack], Awaitable[AnyHandle]]] = {
     "import_continued": import_continued,
     "report_export": report_export,
     "analytics": analytics,
+    "webhook_delivery": webhook_delivery,
 }
 # Recorded on the time-skipping server: their timers take days.
 TIMED: dict[str, Callable[[Stack], Awaitable[AnyHandle]]] = {
@@ -310,7 +358,13 @@ async def record(only: set[str] | None = None) -> None:
         for client, group in ((env.client, SCENARIOS), (skipping.client, TIMED)):
             wanted = {k: v for k, v in group.items() if only is None or k in only}
             if wanted:
-                await _run(await seeded_stack(client, make_settings(url), sessions), wanted)
+                settings = make_settings(
+                    url,
+                    webhook_allow_private=True,  # the webhook scenario's receiver is on loopback
+                    webhook_retry_schedule=[0.2],
+                    webhook_poll=0.05,
+                )
+                await _run(await seeded_stack(client, settings, sessions), wanted)
         await engine.dispose()
     await skipping.shutdown()
     await env.shutdown()

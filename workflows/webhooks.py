@@ -1,0 +1,98 @@
+"""One long-running delivery workflow per webhook endpoint (id ``webhook-<endpoint id>``).
+
+It asks ``next_webhooks`` for the due deliveries (the activity turns new events of the log
+into deliveries and waits, heartbeating, until some are due), attempts them concurrently (at
+most one per order: an order's next event waits for the one before it, other orders do not),
+and goes on; it continues as new when the engine suggests it. It ends when the endpoint is
+disabled or deleted; enabling the endpoint starts it again. Retry times are in the delivery
+log (``next_attempt_at``), so a redelivery or a worker restart changes nothing in here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.client import Client
+from temporalio.common import RetryPolicy, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+
+with workflow.unsafe.imports_passed_through():
+    from activities.webhooks import AttemptInput, NextInput, NextWork, WebhookActivities
+
+RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
+MAX_ROUNDS = 500  # continue as new at the latest after this many rounds
+
+
+@dataclass(frozen=True)
+class WebhookInput:
+    endpoint_id: str
+    wait_seconds: float = 20.0
+
+
+def workflow_id(endpoint_id: str) -> str:
+    return f"webhook-{endpoint_id}"
+
+
+@workflow.defn(name="WebhookDelivery")
+class WebhookDeliveryWorkflow:
+    @workflow.run
+    async def run(self, inp: WebhookInput) -> str:
+        for _ in range(MAX_ROUNDS):
+            work: NextWork = await workflow.execute_activity_method(
+                WebhookActivities.next_webhooks,
+                NextInput(endpoint_id=inp.endpoint_id, wait_seconds=inp.wait_seconds),
+                start_to_close_timeout=timedelta(seconds=inp.wait_seconds + 60),
+                heartbeat_timeout=timedelta(seconds=15),
+                retry_policy=RETRY,
+            )
+            if work.state != "live":
+                return work.state
+            if work.due:
+                await asyncio.gather(
+                    *(
+                        workflow.execute_activity_method(
+                            WebhookActivities.attempt_webhook,
+                            AttemptInput(delivery_id=d),
+                            # the receiver's timeout plus the database work around it
+                            start_to_close_timeout=timedelta(seconds=90),
+                            retry_policy=RETRY,
+                        )
+                        for d in work.due
+                    )
+                )
+            if workflow.info().is_continue_as_new_suggested():
+                break
+        workflow.continue_as_new(inp)
+
+
+async def start_delivery(client: Client, endpoint_id: str, task_queue: str) -> None:
+    """Start the endpoint's delivery workflow unless it runs (ended ones start again)."""
+    await client.start_workflow(
+        WebhookDeliveryWorkflow.run,
+        WebhookInput(endpoint_id=endpoint_id),
+        id=workflow_id(endpoint_id),
+        task_queue=task_queue,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    )
+
+
+async def ensure_delivery_workflows(client: Client, sessions: Any, task_queue: str) -> int:
+    """At worker start: every enabled endpoint has its delivery workflow running (one whose
+    start failed when it was created or enabled gets it now)."""
+    from sqlalchemy import select
+
+    from db.models import WebhookEndpointRow
+
+    async with sessions() as session:
+        ids = list(
+            await session.scalars(
+                select(WebhookEndpointRow.id).where(WebhookEndpointRow.enabled.is_(True))
+            )
+        )
+    for endpoint_id in ids:
+        await start_delivery(client, endpoint_id, task_queue)
+    return len(ids)
