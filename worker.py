@@ -210,7 +210,7 @@ async def run_worker(settings: Settings) -> None:
                 client, task_queue=settings.task_queue, cron=settings.analytics_schedule
             )
             log.info("analytics schedule: %s", schedule)
-            started = await ensure_delivery_workflows(client, sessions, settings.task_queue)
+            started = await ensure_delivery_workflows(client, sessions, settings)
             log.info("webhook delivery workflows: %d enabled endpoints", started)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

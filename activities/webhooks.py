@@ -14,9 +14,10 @@ import json
 import logging
 import random
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,6 +38,7 @@ LOOKBACK = 1000  # event ids re-read below the cursor: see _ingest
 INGEST_BATCH = 500
 DUE_BATCH = 64
 PENDING = DeliveryStatus.PENDING.value
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,7 @@ class WebhookActivities:
             "webhook-timestamp": str(int(now.timestamp())),
             "webhook-signature": signature_header(signing, msg_id, now, text),
         }
-        answer = await self._sender.send(url, headers, text)
+        answer = await _beating(self._sender.send(url, headers, text))
         done = datetime.now(UTC)
         if answer.refused:
             verdict, wish = Verdict.FAILED, None
@@ -200,6 +202,16 @@ class WebhookActivities:
         endpoint.disabled_reason = f"{reason} (disabled {at.isoformat()})"
         endpoint.updated_at = at
         log.warning("webhook endpoint %s disabled: %s", endpoint_id, reason)
+
+
+async def _beating(work: Awaitable[T]) -> T:
+    """``work``, heartbeating every second meanwhile (a dead worker's attempt is taken over
+    after the heartbeat timeout, not after the whole attempt's limit)."""
+    task = asyncio.ensure_future(work)
+    while not task.done():
+        activity.heartbeat()
+        await asyncio.wait({task}, timeout=1.0)
+    return task.result()
 
 
 async def _ingest(session: AsyncSession, endpoint: WebhookEndpointRow) -> int:

@@ -374,6 +374,6 @@ class Webhooks:
         if self._client is None:
             raise ServiceError(Kind.UNAVAILABLE, "no Temporal client: deliveries cannot start")
         try:
-            await start_delivery(self._client, endpoint_id, self._settings.task_queue)
+            await start_delivery(self._client, endpoint_id, self._settings)
         except RPCError as exc:
             raise unavailable(exc) from exc

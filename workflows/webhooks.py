@@ -28,8 +28,13 @@ MAX_ROUNDS = 500  # continue as new at the latest after this many rounds
 
 @dataclass(frozen=True)
 class WebhookInput:
+    """``attempt_seconds``: one attempt's limit (the receiver's timeout plus the database work);
+    ``heartbeat_seconds``: how soon a dead worker's waiting activity is taken over."""
+
     endpoint_id: str
     wait_seconds: float = 20.0
+    attempt_seconds: float = 30.0
+    heartbeat_seconds: float = 10.0
 
 
 def workflow_id(endpoint_id: str) -> str:
@@ -45,7 +50,7 @@ class WebhookDeliveryWorkflow:
                 WebhookActivities.next_webhooks,
                 NextInput(endpoint_id=inp.endpoint_id, wait_seconds=inp.wait_seconds),
                 start_to_close_timeout=timedelta(seconds=inp.wait_seconds + 60),
-                heartbeat_timeout=timedelta(seconds=15),
+                heartbeat_timeout=timedelta(seconds=inp.heartbeat_seconds),
                 retry_policy=RETRY,
             )
             if work.state != "live":
@@ -56,8 +61,8 @@ class WebhookDeliveryWorkflow:
                         workflow.execute_activity_method(
                             WebhookActivities.attempt_webhook,
                             AttemptInput(delivery_id=d),
-                            # the receiver's timeout plus the database work around it
-                            start_to_close_timeout=timedelta(seconds=90),
+                            start_to_close_timeout=timedelta(seconds=inp.attempt_seconds),
+                            heartbeat_timeout=timedelta(seconds=inp.heartbeat_seconds),
                             retry_policy=RETRY,
                         )
                         for d in work.due
@@ -68,19 +73,23 @@ class WebhookDeliveryWorkflow:
         workflow.continue_as_new(inp)
 
 
-async def start_delivery(client: Client, endpoint_id: str, task_queue: str) -> None:
+async def start_delivery(client: Client, endpoint_id: str, settings: Any) -> None:
     """Start the endpoint's delivery workflow unless it runs (ended ones start again)."""
     await client.start_workflow(
         WebhookDeliveryWorkflow.run,
-        WebhookInput(endpoint_id=endpoint_id),
+        WebhookInput(
+            endpoint_id=endpoint_id,
+            attempt_seconds=settings.webhook_timeout.total_seconds() + 20,
+            heartbeat_seconds=max(2.0, settings.activity_heartbeat.total_seconds()),
+        ),
         id=workflow_id(endpoint_id),
-        task_queue=task_queue,
+        task_queue=settings.task_queue,
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
     )
 
 
-async def ensure_delivery_workflows(client: Client, sessions: Any, task_queue: str) -> int:
+async def ensure_delivery_workflows(client: Client, sessions: Any, settings: Any) -> int:
     """At worker start: every enabled endpoint has its delivery workflow running (one whose
     start failed when it was created or enabled gets it now)."""
     from sqlalchemy import select
@@ -94,5 +103,5 @@ async def ensure_delivery_workflows(client: Client, sessions: Any, task_queue: s
             )
         )
     for endpoint_id in ids:
-        await start_delivery(client, endpoint_id, task_queue)
+        await start_delivery(client, endpoint_id, settings)
     return len(ids)
