@@ -98,8 +98,7 @@ def build_activities(settings: Settings, sessions: SessionFactory) -> list[Calla
         reports.run_export,
         reports.compute_rules,
         reports.compute_forecasts,
-        webhooks.next_webhooks,
-        webhooks.attempt_webhook,
+        webhooks.deliver_webhooks,
     ]
 
 

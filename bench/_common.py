@@ -301,6 +301,7 @@ def start_stack(env_overrides: dict[str, str] | None = None, keep: bool = False)
     # every port picked here (devstack would take ui_port + 1 for the UI behind its proxy)
     api_port, temporal_port, ui_port, ui_internal = (free_port() for _ in range(4))
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERLY_")}
+    env["ORDERLY_DEMO_ORDERS"] = "0"  # no demo history seeding alongside what is measured
     env.update(env_overrides or {})
     proc = subprocess.Popen(
         [

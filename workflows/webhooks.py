@@ -1,16 +1,15 @@
 """One long-running delivery workflow per webhook endpoint (id ``webhook-<endpoint id>``).
 
-It asks ``next_webhooks`` for the due deliveries (the activity turns new events of the log
-into deliveries and waits, heartbeating, until some are due), attempts them concurrently (at
-most one per order: an order's next event waits for the one before it, other orders do not),
-and goes on; it continues as new when the engine suggests it. It ends when the endpoint is
-disabled or deleted; enabling the endpoint starts it again. Retry times are in the delivery
-log (``next_attempt_at``), so a redelivery or a worker restart changes nothing in here.
+It runs one delivery round after another (``deliver_webhooks``: the activity turns new events
+of the log into deliveries and attempts the due ones, at most one per order at a time: an
+order's next event waits for the one before it, other orders do not) and continues as new when
+the engine suggests it. It ends when the endpoint is disabled or deleted; enabling the endpoint
+starts it again. Retry times are in the delivery log (``next_attempt_at``), so a redelivery or
+a worker restart changes nothing in here.
 """
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -20,19 +19,20 @@ from temporalio.client import Client
 from temporalio.common import RetryPolicy, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.webhooks import AttemptInput, NextInput, NextWork, WebhookActivities
+    from activities.webhooks import RoundInput, RoundResult, WebhookActivities
 
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
-MAX_ROUNDS = 500  # continue as new at the latest after this many rounds
+MAX_ROUNDS = 200  # continue as new at the latest after this many rounds
 
 
 @dataclass(frozen=True)
 class WebhookInput:
-    """``attempt_seconds``: one attempt's limit (the receiver's timeout plus the database work);
-    ``heartbeat_seconds``: how soon a dead worker's waiting activity is taken over."""
+    """``round_seconds``: how long one delivery round runs; ``attempt_seconds``: one batch of
+    attempts' limit (the receiver's timeout plus the database work); ``heartbeat_seconds``: how
+    soon a dead worker's round is taken over."""
 
     endpoint_id: str
-    wait_seconds: float = 20.0
+    round_seconds: float = 60.0
     attempt_seconds: float = 30.0
     heartbeat_seconds: float = 10.0
 
@@ -46,28 +46,16 @@ class WebhookDeliveryWorkflow:
     @workflow.run
     async def run(self, inp: WebhookInput) -> str:
         for _ in range(MAX_ROUNDS):
-            work: NextWork = await workflow.execute_activity_method(
-                WebhookActivities.next_webhooks,
-                NextInput(endpoint_id=inp.endpoint_id, wait_seconds=inp.wait_seconds),
-                start_to_close_timeout=timedelta(seconds=inp.wait_seconds + 60),
+            result: RoundResult = await workflow.execute_activity_method(
+                WebhookActivities.deliver_webhooks,
+                RoundInput(endpoint_id=inp.endpoint_id, seconds=inp.round_seconds),
+                # a round stops taking new work after its seconds, then finishes its attempts
+                start_to_close_timeout=timedelta(seconds=inp.round_seconds + inp.attempt_seconds),
                 heartbeat_timeout=timedelta(seconds=inp.heartbeat_seconds),
                 retry_policy=RETRY,
             )
-            if work.state != "live":
-                return work.state
-            if work.due:
-                await asyncio.gather(
-                    *(
-                        workflow.execute_activity_method(
-                            WebhookActivities.attempt_webhook,
-                            AttemptInput(delivery_id=d),
-                            start_to_close_timeout=timedelta(seconds=inp.attempt_seconds),
-                            heartbeat_timeout=timedelta(seconds=inp.heartbeat_seconds),
-                            retry_policy=RETRY,
-                        )
-                        for d in work.due
-                    )
-                )
+            if result.state != "live":
+                return result.state
             if workflow.info().is_continue_as_new_suggested():
                 break
         workflow.continue_as_new(inp)
