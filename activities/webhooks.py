@@ -127,32 +127,36 @@ class WebhookActivities:
                 planned = await _plan(session, endpoint.id, due)
             if planned:
                 tried, done = await _beating(
-                    self._attempt_all(inp.endpoint_id, url, signing, planned)
+                    self._attempt_all(inp.endpoint_id, url, signing, planned, deadline)
                 )
                 attempts += tried
                 delivered += done
-                continue
-            if ingested:
-                continue
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= deadline:  # also when busy: a round never overruns
                 return RoundResult("live", attempts, delivered)
-            await asyncio.sleep(poll)
+            if not planned and not ingested:
+                await asyncio.sleep(poll)
 
     async def _attempt_all(
-        self, endpoint_id: str, url: str, signing: list[str], planned: list[list[_Planned]]
+        self,
+        endpoint_id: str,
+        url: str,
+        signing: list[str],
+        planned: list[list[_Planned]],
+        until: float,
     ) -> tuple[int, int]:
         """Send the planned deliveries: orders concurrently, each order's in sequence until one
         is not delivered (the rest wait for it); record the answers in one transaction.
         Returns (attempts, delivered)."""
-        now = datetime.now(UTC)
-        stamp = str(int(now.timestamp()))
 
         async def order(run: list[_Planned]) -> list[tuple[_Planned, Answer]]:
             out = []
-            for p in run:
+            for i, p in enumerate(run):
+                if i and time.monotonic() > until:
+                    break  # the round is over: the next one goes on from here
+                now = datetime.now(UTC)  # signed per attempt: a stale timestamp is refused
                 headers = {
                     "webhook-id": p.msg_id,
-                    "webhook-timestamp": stamp,
+                    "webhook-timestamp": str(int(now.timestamp())),
                     "webhook-signature": signature_header(signing, p.msg_id, now, p.text),
                 }
                 answer = await self._sender.send(url, headers, p.text)
@@ -311,7 +315,6 @@ async def _ingest(session: AsyncSession, endpoint: WebhookEndpointRow, *, lookba
     if endpoint.event_types:
         stmt = stmt.where(e.type.in_(endpoint.event_types))
     rows = list(await session.execute(stmt.order_by(e.id).limit(INGEST_BATCH)))
-    top = await session.scalar(select(func.max(e.id)))
     if rows:
         now = datetime.now(UTC)
         values = [
@@ -332,10 +335,9 @@ async def _ingest(session: AsyncSession, endpoint: WebhookEndpointRow, *, lookba
         await session.execute(
             stmt_ins.on_conflict_do_nothing(index_elements=["endpoint_id", "order_id", "seq"])
         )
-    # The cursor moves to the log's end unless this batch stopped short of it.
-    cursor = rows[-1].id if len(rows) == INGEST_BATCH else int(top or 0)
-    if cursor > endpoint.cursor:
-        endpoint.cursor = cursor
+    # The cursor moves to the last event read (never back: a lookback reads below it).
+    if rows and rows[-1].id > endpoint.cursor:
+        endpoint.cursor = rows[-1].id
     return len(rows)
 
 

@@ -251,6 +251,10 @@ async def main_async(args: argparse.Namespace, stack: c.Stack, out: dict[str, An
     out["memory"] = c.memory(stack.pids)
     print("memory: " + ", ".join(f"{k}={v}" for k, v in out["memory"].items()))
     print(f"load: start {out['machine']['loadavg_start']} | end {c.loadavg()}")
+    out["errors"] = {"total": sum(run.errors.values()), **dict(run.errors)}
+    print(f"order errors: {out['errors']}")
+    for sample in run.error_samples:
+        print(f"  {sample}")
     ok = len(receivers.first) >= expected * args.endpoints and not run.errors
     return 0 if ok else 1
 
