@@ -251,6 +251,8 @@ def main() -> int:
     env["ORDERLY_API_PORT"] = str(args.api_port)
     # Invite and tracking links point at this API (also with --host/--api-port).
     env.setdefault("ORDERLY_PUBLIC_BASE_URL", f"http://{args.host}:{args.api_port}")
+    # Webhook receivers on this machine (a local test server) are allowed in development.
+    env.setdefault("ORDERLY_WEBHOOK_ALLOW_PRIVATE", "true")
     ui_internal_port: int = args.ui_internal_port or args.ui_port + 1
     ui = f"http://{args.host}:{args.ui_port}"  # devproxy.py: the UI and /codec, one origin
     env["ORDERLY_TEMPORAL_UI_ORIGIN"] = ui  # same origin as /codec there: no CORS needed

@@ -100,10 +100,11 @@ class WebhookActivities:
     @activity.defn(name="deliver_webhooks")
     async def deliver_webhooks(self, inp: RoundInput) -> RoundResult:
         """One delivery round of an endpoint, for ``inp.seconds``: over and over, turn new
-        events into deliveries, attempt the due ones (per order only its oldest pending one,
-        orders concurrently), record the answers; sleep ``webhook_poll`` when there is nothing
-        to do. Heartbeats throughout, so a dead worker's round is taken over quickly; all state
-        is in the delivery log, so the next round goes on where this one stopped."""
+        events into deliveries, attempt the due ones (orders concurrently, each order's pending
+        ones in sequence from its oldest), record the answers; sleep ``webhook_poll`` when
+        there is nothing to do. Heartbeats throughout, so a dead worker's round is taken over
+        quickly; all state is in the delivery log, so the next round goes on where this one
+        stopped."""
         deadline = time.monotonic() + inp.seconds
         poll = self._settings.webhook_poll.total_seconds()
         attempts = delivered = 0

@@ -362,6 +362,9 @@ class StockItemRow(Base):
     sku: Mapped[str] = mapped_column(String(64), primary_key=True)
     on_hand: Mapped[int] = mapped_column(BigInteger)
     reserved: Mapped[int] = mapped_column(BigInteger, default=0)
+    reorder_point: Mapped[int | None] = mapped_column(
+        BigInteger, nullable=True, doc="Available below this: time to reorder (None: not kept)."
+    )
 
 
 class ReservationRow(Base):

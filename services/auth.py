@@ -55,6 +55,7 @@ class Scope(StrEnum):
     IMPORTS_READ = "imports:read"  # GET /imports, an import, its report, the template
     IMPORTS_WRITE = "imports:write"  # POST /imports (starts orders), cancel an import
     WEBHOOKS_ADMIN = "webhooks:admin"  # /webhooks: subscriptions and their delivery logs
+    INVENTORY_ADMIN = "inventory:admin"  # /inventory: stock levels and reorder points
 
 
 class Principal(BaseModel):
