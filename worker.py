@@ -42,12 +42,13 @@ from integrations.payment import SimulatedGateway
 from security.keyring import KeyConfigError
 from services.context import Services
 from services.tracking import TrackingLinks
+from services.webhooks import ensure_delivery_workflows
 from workflows.classify import ClassifyCustomersWorkflow, ensure_schedule
 from workflows.client import connect
 from workflows.imports import ImportWorkflow
 from workflows.order import OrderWorkflow
 from workflows.reports import AnalyticsWorkflow, ReportExportWorkflow, ensure_analytics_schedule
-from workflows.webhooks import WebhookDeliveryWorkflow, ensure_delivery_workflows
+from workflows.webhooks import WebhookDeliveryWorkflow
 
 log = logging.getLogger("orderly.worker")
 

@@ -21,14 +21,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
-import socket
 import sys
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -39,11 +36,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import _common as c
 import httpx
 import lifecycle as lc
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from tests.http_servers import serve
+from tests.test_devproxy import upstream
 
 
 class Receivers:
@@ -68,25 +67,6 @@ class Receivers:
         return Starlette(routes=[Route("/hook/{name}", hook, methods=["POST"])])
 
 
-@contextlib.asynccontextmanager
-async def serve(app: Starlette) -> AsyncIterator[str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
-    )
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
-
-
 def per_order(cpu: dict[str, Any], orders: int) -> dict[str, float]:
     """CPU-s per order of each measured process (``worker``, ``api``, ``temporal``, ...)."""
     machine = ("machine_busy_cpu_s", "other_processes_cpu_s", "machine_cpu_capacity_s")
@@ -97,8 +77,8 @@ def per_order(cpu: dict[str, Any], orders: int) -> dict[str, float]:
     }
 
 
-async def logged_events(http: httpx.AsyncClient, key: str, since: int) -> int:
-    """How many events the log holds after cursor ``since``."""
+async def read_feed(http: httpx.AsyncClient, key: str, since: int) -> tuple[int, int]:
+    """(events the log holds after cursor ``since``, the last cursor)."""
     n, after = 0, since
     while True:
         page = (
@@ -108,24 +88,9 @@ async def logged_events(http: httpx.AsyncClient, key: str, since: int) -> int:
                 headers={"Authorization": f"Bearer {key}"},
             )
         ).json()
+        if not page["items"]:
+            return n, after
         n += len(page["items"])
-        if not page["items"]:
-            return n
-        after = page["next_after"]
-
-
-async def cursor_now(http: httpx.AsyncClient, key: str) -> int:
-    after = 0
-    while True:
-        page = (
-            await http.get(
-                "/events",
-                params={"after": after, "limit": 1000},
-                headers={"Authorization": f"Bearer {key}"},
-            )
-        ).json()
-        if not page["items"]:
-            return after
         after = page["next_after"]
 
 
@@ -150,7 +115,7 @@ async def main_async(args: argparse.Namespace, stack: c.Stack, out: dict[str, An
     admin = {"Authorization": f"Bearer {stack.keys['dev-admin']}"}
     support = stack.keys["dev-support"]
     async with (
-        serve(receivers.app()) as base,
+        serve(upstream(receivers.app())) as base,
         httpx.AsyncClient(base_url=stack.api, timeout=30) as http,
     ):
         ids = []
@@ -159,14 +124,14 @@ async def main_async(args: argparse.Namespace, stack: c.Stack, out: dict[str, An
             if made.status_code != 201:
                 raise SystemExit(f"POST /webhooks: {made.status_code} {made.text}")
             ids.append(made.json()["id"])
-        since = await cursor_now(http, support)
+        _, since = await read_feed(http, support, 0)
         await asyncio.sleep(1)  # the delivery workflows are up and polling
 
         # Phase 2: the same orders with the endpoints subscribed, until every event arrived.
         meter.begin()
         t0 = time.monotonic()
         done_b, secs_b = await run.orders(args.orders, offset=1_000_000)
-        expected = await logged_events(http, support, since)
+        expected, _ = await read_feed(http, support, since)
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             got = dict.fromkeys(range(args.endpoints), 0)
@@ -175,7 +140,7 @@ async def main_async(args: argparse.Namespace, stack: c.Stack, out: dict[str, An
             if all(n >= expected for n in got.values()):
                 break
             await asyncio.sleep(0.2)
-            expected = await logged_events(http, support, since)
+            expected, _ = await read_feed(http, support, since)
         tail = time.monotonic() - t0 - secs_b
         cpu_b = meter.end()
         # Where the lag goes, from the first endpoint's delivery log: event -> ingested (the

@@ -22,7 +22,7 @@ from config import Settings
 from db.models import OrderEventRow, WebhookDeliveryRow, WebhookEndpointRow
 from db.session import SessionFactory
 from domain.events import EVENT_TYPES
-from domain.webhooks import DeliveryStatus, TargetError
+from domain.webhooks import DeliveryStatus, TargetError, message_id
 from integrations.webhooks import check_target, new_secret
 from security.keyring import KeyRing
 from services.auth import Principal, Role
@@ -145,8 +145,6 @@ def _view(row: WebhookEndpointRow, ring: KeyRing) -> WebhookView:
 
 
 def _delivery(row: WebhookDeliveryRow) -> DeliveryView:
-    from domain.webhooks import message_id
-
     return DeliveryView(
         id=row.id,
         webhook_id=message_id(row.order_id, row.seq),
@@ -377,3 +375,21 @@ class Webhooks:
             await start_delivery(self._client, endpoint_id, self._settings)
         except RPCError as exc:
             raise unavailable(exc) from exc
+
+
+async def ensure_delivery_workflows(
+    client: Client, sessions: SessionFactory, settings: Settings
+) -> int:
+    """At worker start: every enabled endpoint has its delivery workflow running (one whose
+    start failed when it was created or enabled gets it now)."""
+    from workflows.webhooks import start_delivery
+
+    async with sessions() as session:
+        ids = list(
+            await session.scalars(
+                select(WebhookEndpointRow.id).where(WebhookEndpointRow.enabled.is_(True))
+            )
+        )
+    for endpoint_id in ids:
+        await start_delivery(client, endpoint_id, settings)
+    return len(ids)

@@ -75,21 +75,3 @@ async def start_delivery(client: Client, endpoint_id: str, settings: Any) -> Non
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
     )
-
-
-async def ensure_delivery_workflows(client: Client, sessions: Any, settings: Any) -> int:
-    """At worker start: every enabled endpoint has its delivery workflow running (one whose
-    start failed when it was created or enabled gets it now)."""
-    from sqlalchemy import select
-
-    from db.models import WebhookEndpointRow
-
-    async with sessions() as session:
-        ids = list(
-            await session.scalars(
-                select(WebhookEndpointRow.id).where(WebhookEndpointRow.enabled.is_(True))
-            )
-        )
-    for endpoint_id in ids:
-        await start_delivery(client, endpoint_id, settings)
-    return len(ids)
