@@ -236,7 +236,7 @@ async def grouped(
         stmt = stmt.where(and_(*where)).group_by(bucket, *keys, src.currency)
         cur_at = 1 + len(keys)
         starts: dict[Any, date] = {}
-        for row in (await session.execute(stmt)).tuples().all():
+        for row in (await session.execute(stmt)).all():
             first = starts.get(row[0])
             if first is None:
                 raw = row[0]
