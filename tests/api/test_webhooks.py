@@ -185,7 +185,12 @@ async def test_events_arrive_signed_in_order_per_order_and_a_failing_one_holds_b
     )
 
     # The delivery log tells the same story.
-    log = await deliveries(api, hook["id"], order_id=held)
+    # A round records its answers after its batch: the receiver can be ahead of the log.
+    log = await eventually(
+        lambda: deliveries(api, hook["id"], order_id=held),
+        lambda ds: all(d["status"] == "delivered" for d in ds),
+        what="the delivery log recorded",
+    )
     head = next(d for d in log if d["webhook_id"] == first[0])
     assert head["status"] == "delivered"
     assert head["attempts"] == 3
