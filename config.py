@@ -377,6 +377,59 @@ class Settings(BaseSettings):
         description="How long the old secret still signs after a rotation (by default).",
     )
 
+    # Email (activities/mail.py, workflows/mail.py): composed from the event log, then sent
+    mail_transport: Literal["smtp", "file", "outbox"] = Field(
+        default="file",
+        description="smtp: send through smtp_host; file: write .eml files to mail_dir "
+        "(make run); outbox: record only, send nothing (tests).",
+    )
+    mail_dir: Path = Field(
+        default=Path("var/mail"), description="Where mail_transport=file writes."
+    )
+    mail_from: str = Field(
+        default="Orderly <orders@orderly.local>", min_length=3, description="The From header."
+    )
+    mail_support_to: str = Field(
+        default="support@orderly.local",
+        pattern=r"^[^@\s,]+@[^@\s,]+$",
+        description="Where support's messages go (delivery overdue, compensation refused).",
+    )
+    smtp_host: str = Field(
+        default="localhost", description="The SMTP server (mail_transport=smtp)."
+    )
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_tls: Literal["starttls", "tls", "none"] = Field(
+        default="starttls", description="starttls (587), tls (implicit, 465) or none (local relay)."
+    )
+    smtp_username: str | None = Field(default=None, description="SMTP AUTH user, if any.")
+    smtp_password: SecretStr | None = Field(default=None, description="SMTP AUTH password.")
+    smtp_ca_file: Path | None = Field(
+        default=None, description="PEM CA for the server's certificate (else the system's)."
+    )
+    smtp_timeout: timedelta = Field(
+        default=timedelta(seconds=30), gt=timedelta(0), le=timedelta(minutes=5)
+    )
+    mail_retry_schedule: tuple[timedelta, ...] = Field(
+        default=(
+            timedelta(minutes=1),
+            timedelta(minutes=5),
+            timedelta(minutes=30),
+            timedelta(hours=2),
+            timedelta(hours=6),
+            timedelta(hours=24),
+        ),
+        min_length=1,
+        max_length=20,
+        description="Waits before each retry of a transient SMTP failure (4xx, no connection; "
+        "jittered by up to 10 %); after the last one the message is recorded failed.",
+    )
+    mail_poll: timedelta = Field(
+        default=timedelta(seconds=1),
+        gt=timedelta(0),
+        le=timedelta(seconds=60),
+        description="How often the mail activity looks for new events and due messages.",
+    )
+
     # Simulator failure injection (tests and demos)
     sim_payment_delay: float = Field(
         default=0.0, ge=0, description="Seconds each gateway call takes."

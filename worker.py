@@ -25,6 +25,7 @@ from activities.credit import CreditActivities
 from activities.customers import CustomerActivities
 from activities.imports import ImportActivities
 from activities.inventory import InventoryActivities
+from activities.mail import MailActivities
 from activities.notify import NotifyActivities
 from activities.payment import PaymentActivities
 from activities.projection import ProjectionActivities
@@ -37,7 +38,7 @@ from db.vault import Vault
 from integrations.carrier import SimulatedCarrier
 from integrations.credit import SimulatedBureau
 from integrations.inventory import SimulatedInventory
-from integrations.mail import OutboxMailer
+from integrations.mail import FileTransport, NoTransport, SmtpTransport, Transport
 from integrations.payment import SimulatedGateway
 from security.keyring import KeyConfigError
 from services.context import Services
@@ -46,6 +47,7 @@ from services.webhooks import ensure_delivery_workflows
 from workflows.classify import ClassifyCustomersWorkflow, ensure_schedule
 from workflows.client import connect
 from workflows.imports import ImportWorkflow
+from workflows.mail import MailDispatchWorkflow, start_mail_dispatch
 from workflows.order import OrderWorkflow
 from workflows.reports import AnalyticsWorkflow, ReportExportWorkflow, ensure_analytics_schedule
 from workflows.webhooks import WebhookDeliveryWorkflow
@@ -77,7 +79,8 @@ def build_activities(settings: Settings, sessions: SessionFactory) -> list[Calla
     shipping = ShippingActivities(SimulatedCarrier(sessions, delay=settings.sim_carrier_delay))
     # Customer emails carry a link to the order's public tracking page (added at send time).
     links = TrackingLinks(keyring, settings.public_base_url, settings.tracking_link_ttl)
-    notify = NotifyActivities(OutboxMailer(sessions, vault), links.url)
+    notify = NotifyActivities()
+    mail = MailActivities(sessions, vault, settings, mail_transport(settings), links.url)
     projection = ProjectionActivities(sessions, vault)
     customers = CustomerActivities.from_settings(settings, sessions)
     reports = ReportActivities(sessions, settings)
@@ -92,6 +95,7 @@ def build_activities(settings: Settings, sessions: SessionFactory) -> list[Calla
         shipping.book_shipment,
         shipping.cancel_shipment,
         notify.send_notification,
+        mail.dispatch_mail,
         projection.project_order,
         customers.count_customers,
         customers.classify_customers,
@@ -101,6 +105,32 @@ def build_activities(settings: Settings, sessions: SessionFactory) -> list[Calla
         reports.compute_forecasts,
         webhooks.deliver_webhooks,
     ]
+
+
+def mail_transport(settings: Settings) -> Transport:
+    if settings.mail_transport == "smtp":
+        password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+        return SmtpTransport(
+            settings.smtp_host,
+            settings.smtp_port,
+            settings.smtp_tls,
+            settings.smtp_username,
+            password,
+            settings.smtp_timeout.total_seconds(),
+            settings.smtp_ca_file,
+        )
+    if settings.mail_transport == "file":
+        return FileTransport(settings.mail_dir)
+    return NoTransport()
+
+
+def mail_banner(settings: Settings) -> str:
+    """Where email goes, in words (the worker's log and make run's banner)."""
+    if settings.mail_transport == "smtp":
+        return f"SMTP {settings.smtp_host}:{settings.smtp_port} ({settings.smtp_tls})"
+    if settings.mail_transport == "file":
+        return f".eml files in {settings.mail_dir.resolve()}"
+    return "recorded in the outbox only (not sent)"
 
 
 def build_intake_activities(
@@ -125,6 +155,7 @@ ORDER_WORKFLOWS = [
     ReportExportWorkflow,
     AnalyticsWorkflow,
     WebhookDeliveryWorkflow,
+    MailDispatchWorkflow,
 ]
 INTAKE_WORKFLOWS = [ImportWorkflow]
 WORKFLOWS = ORDER_WORKFLOWS + INTAKE_WORKFLOWS  # every workflow type (the replay test)
@@ -210,6 +241,8 @@ async def run_worker(settings: Settings) -> None:
                 client, task_queue=settings.task_queue, cron=settings.analytics_schedule
             )
             log.info("analytics schedule: %s", schedule)
+            await start_mail_dispatch(client, settings)
+            log.info("mail: %s", mail_banner(settings))
             started = await ensure_delivery_workflows(client, sessions, settings)
             log.info("webhook delivery workflows: %d enabled endpoints", started)
         stop = asyncio.Event()

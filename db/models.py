@@ -210,6 +210,9 @@ class CustomerRow(Base):
         Money, nullable=True, doc="Overrides the bureau's limit; None: the bureau's."
     )
     tags: Mapped[list[str]] = mapped_column(default=list)
+    language: Mapped[str] = mapped_column(
+        String(8), default="en", server_default="en", doc="domain.mail.Language of emails."
+    )
     suggested_tier: Mapped[str | None] = mapped_column(
         String(16), nullable=True, doc="The classifier's proposal, until applied or withdrawn."
     )
@@ -265,6 +268,9 @@ class ApiKeyRow(Base):
         default=list, server_default="[]", doc="Empty: everything the roles allow."
     )
     description: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    email: Mapped[str | None] = mapped_column(
+        String(254), nullable=True, doc="The principal's address (approval reminders)."
+    )
     active: Mapped[bool] = mapped_column(Boolean, default=True, doc="False once revoked.")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
@@ -409,18 +415,45 @@ class ShipmentRow(Base):
 
 
 class OutboxRow(Base):
-    """Notifications sent (the mail simulator's outbox), one per idempotency key."""
+    """Every email, one per idempotency key (``<order>:<event seq>:<kind>``, or the sender's own
+    key): composed from the event log by activities/mail.py, then sent by the mail transport.
+    Recipients and bodies are sealed under the order's customer's data key (db.vault), so
+    erasing the customer shreds them too; subjects name only the order."""
 
-    __tablename__ = "sim_outbox"
+    __tablename__ = "mail_outbox"
 
-    key: Mapped[str] = mapped_column(String(128), primary_key=True)
-    order_id: Mapped[str] = mapped_column(String(32), index=True)
+    key: Mapped[str] = mapped_column(String(160), primary_key=True)
+    order_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
     kind: Mapped[str] = mapped_column(String(32))
-    owner: Mapped[str] = mapped_column(String(80), doc="Customer whose data key seals it.")
-    recipient: Mapped[str] = mapped_column(Text, doc="Sealed (db.vault).")
-    subject: Mapped[str] = mapped_column(String(200))
-    body: Mapped[str] = mapped_column(Text, doc="Sealed (db.vault).")
+    owner: Mapped[str] = mapped_column(String(80), doc="Whose data key seals it.")
+    recipient: Mapped[str] = mapped_column(Text, doc="Sealed (db.vault); comma-separated.")
+    language: Mapped[str] = mapped_column(String(8), default="en", server_default="en")
+    subject: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text, doc="The plain-text part. Sealed (db.vault).")
+    html: Mapped[str | None] = mapped_column(Text, nullable=True, doc="Sealed (db.vault).")
+    status: Mapped[str] = mapped_column(
+        String(12), default="pending", server_default="sent", doc="domain.mail.MailStatus"
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    claimed_until: Mapped[datetime | None] = mapped_column(
+        UtcDateTime(), nullable=True, doc="A sender holds it until then (one sender at a time)."
+    )
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+    __table_args__ = (Index("ix_mail_outbox_status_next", "status", "next_attempt_at"),)
+
+
+class ConsumerCursorRow(Base):
+    """How far a consumer of the event log (``order_events.id``) has read, e.g. ``mail``."""
+
+    __tablename__ = "consumer_cursors"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    position: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class UserRow(Base):
@@ -437,6 +470,9 @@ class UserRow(Base):
     roles: Mapped[list[str]] = mapped_column()
     approval_levels: Mapped[list[int]] = mapped_column(default=list, server_default="[]")
     language: Mapped[str] = mapped_column(String(8), default="en", server_default="en")
+    email: Mapped[str | None] = mapped_column(
+        String(254), nullable=True, doc="Where approval reminders and owner notices go."
+    )
     password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
     invite_hash: Mapped[str | None] = mapped_column(
         String(64), nullable=True, unique=True, doc="sha256 hex of the open invite's token."

@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from domain.mail import DEFAULT_LANGUAGE, Language
 from domain.order import Clean, CustomerTier, ShortText, Strict, Text
 
 DEFAULT_TIER = CustomerTier.STANDARD
@@ -71,6 +72,7 @@ class CustomerIn(Strict):
     tier: CustomerTier = DEFAULT_TIER
     credit_limit: CreditLimit | None = None
     tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
+    language: Language = Field(default=DEFAULT_LANGUAGE, description="Of the customer's emails.")
 
     _tags = field_validator("tags")(_unique_tags)
 
@@ -86,6 +88,7 @@ class CustomerPatch(Strict):
     tier: CustomerTier | None = None
     credit_limit: CreditLimit | None = None
     tags: list[Tag] | None = Field(default=None, max_length=MAX_TAGS)
+    language: Language | None = None
 
     _tags = field_validator("tags")(_unique_tags)
 
@@ -93,7 +96,7 @@ class CustomerPatch(Strict):
     def _something(self) -> CustomerPatch:
         if not self.model_fields_set:
             raise ValueError("name at least one field to change")
-        for name in ("name", "email", "region", "tier", "tags"):
+        for name in ("name", "email", "region", "tier", "tags", "language"):
             if name in self.model_fields_set and getattr(self, name) is None:
                 raise ValueError(f"{name}: may not be null")
         return self

@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from domain.mail import Language
 from domain.money import check_amount, check_currency, to_minor
 
 # Bidi embeddings/overrides/isolates: they let text display differently from what it is.
@@ -88,6 +89,9 @@ class Customer(Strict):
     email: EmailStr
     tier: CustomerTier = CustomerTier.STANDARD
     region: ShortText
+    language: Language | None = Field(
+        default=None, description="Of this order's emails; None: the customer record's (en)."
+    )
 
 
 class Address(Strict):

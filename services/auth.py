@@ -151,6 +151,7 @@ def new_key_row(
     scopes: Iterable[Scope] = (),
     expires_at: datetime | None = None,
     description: str = "",
+    email: str | None = None,
 ) -> tuple[str, ApiKeyRow]:
     """A fresh key and its row (to add in the caller's transaction); only the hash and the
     first characters of the key are kept."""
@@ -163,6 +164,7 @@ def new_key_row(
         approval_levels=sorted(set(approval_levels)),
         scopes=sorted({Scope(s).value for s in scopes}),
         description=description,
+        email=email,
         active=True,
         created_at=datetime.now(UTC),
         expires_at=expires_at,

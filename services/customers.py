@@ -29,6 +29,7 @@ from domain.customers import (
     CustomerIn,
     CustomerPatch,
 )
+from domain.mail import Language, language_of
 from domain.order import Customer, CustomerTier
 from services.auth import Principal, Role
 from services.context import Services
@@ -48,6 +49,7 @@ class CustomerView(BaseModel):
     tier: CustomerTier
     credit_limit: Decimal | None = Field(description="None: the bureau's limit applies.")
     tags: list[str]
+    language: Language = Field(default="en", description="Of the emails the customer gets.")
     suggested_tier: CustomerTier | None = Field(description="The classifier's open proposal.")
     erased_at: datetime | None
     created_at: datetime
@@ -161,6 +163,7 @@ class Customers:
                 tier=CustomerTier(r.tier),
                 credit_limit=r.credit_limit,
                 tags=list(r.tags),
+                language=language_of(r.language),
                 suggested_tier=CustomerTier(r.suggested_tier) if r.suggested_tier else None,
                 erased_at=r.erased_at,
                 created_at=r.created_at,
@@ -244,6 +247,7 @@ class Customers:
             "tier": body.tier.value,
             "credit_limit": body.credit_limit,
             "tags": list(body.tags),
+            "language": body.language,
             "suggested_tier": None,
             "erased_at": None,
             "created_at": at,
@@ -300,7 +304,7 @@ class Customers:
                 sealed = await self._vault.seal_text(session, row.id, new) if new else None
                 setattr(row, field, sealed)
                 changed.append(field)  # the names only: the values are PII
-        for field in ("region", "credit_limit", "tags"):
+        for field in ("region", "credit_limit", "tags", "language"):
             if field in values and values[field] != getattr(row, field):
                 old = getattr(row, field)
                 detail[field] = {"from": _plain(old), "to": _plain(values[field])}

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, EmailStr, Field, field_validator, model_validator
 from sqlalchemy import select
 
 from db.models import ApiKeyRow
@@ -41,6 +41,9 @@ class KeySpec(BaseModel):
     )
     expires_at: datetime | None = Field(default=None, description="None: never expires.")
     description: str = Field(default="", max_length=200)
+    email: EmailStr | None = Field(
+        default=None, description="The principal's address: approval reminders of its levels."
+    )
 
     @field_validator("expires_at")
     @classmethod
@@ -69,6 +72,7 @@ class KeyInfo(BaseModel):
     approval_levels: list[int]
     scopes: list[Scope]
     description: str
+    email: str | None = None
     created_at: datetime
     expires_at: datetime | None
     last_used_at: datetime | None = Field(description="Updated at most once a minute.")
@@ -95,6 +99,7 @@ def _info(row: ApiKeyRow, now: datetime) -> KeyInfo:
         approval_levels=list(row.approval_levels),
         scopes=[Scope(s) for s in row.scopes if s in _KNOWN_SCOPES],
         description=row.description,
+        email=row.email,
         created_at=row.created_at,
         expires_at=row.expires_at,
         last_used_at=row.last_used_at,
@@ -143,6 +148,7 @@ class Keys:
             scopes=spec.scopes,
             expires_at=spec.expires_at,
             description=spec.description,
+            email=spec.email,
         )
         async with self._sessions.begin() as session:
             session.add(row)
@@ -214,6 +220,7 @@ class Keys:
                 scopes=[Scope(s) for s in old.scopes],
                 expires_at=now + lifetime if lifetime else None,
                 description=old.description,
+                email=old.email,
             )
             session.add(row)
             await session.flush()  # the new key's id

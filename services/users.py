@@ -15,7 +15,7 @@ from typing import Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from pydantic import BaseModel
+from pydantic import BaseModel, EmailStr, TypeAdapter, ValidationError
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
@@ -40,6 +40,7 @@ class UserView(BaseModel):
     roles: list[Role]
     approval_levels: list[int]
     language: Language
+    email: str | None = None
     active: bool
     invited: bool  # an invite is open: no password set yet
     invite_expires_at: datetime | None
@@ -66,6 +67,19 @@ class SignInRefused(Exception):
         self.status, self.reason = status, reason
 
 
+_EMAIL = TypeAdapter(EmailStr)
+
+
+def check_email(value: str | None) -> str | None:
+    """A user's address (approval reminders, owner notices), or None when empty."""
+    if value is None or not value.strip():
+        return None
+    try:
+        return str(_EMAIL.validate_python(value.strip()))
+    except ValidationError:
+        raise invalid("email", "not a valid email address") from None
+
+
 def _view(row: UserRow) -> UserView:
     return UserView(
         id=row.id,
@@ -74,6 +88,7 @@ def _view(row: UserRow) -> UserView:
         roles=[Role(r) for r in row.roles],
         approval_levels=sorted(row.approval_levels),
         language="zh" if row.language == "zh" else "en",
+        email=row.email,
         active=row.active,
         invited=row.password_hash is None,
         invite_expires_at=row.invite_expires_at,
@@ -174,6 +189,7 @@ class Users:
         approval_levels: Iterable[int] = (),
         language: str = "en",
         password: str | None = None,
+        email: str | None = None,
     ) -> tuple[UserView, str | None]:
         """A new user and the one-time invite token (shown once; only its hash is kept). With
         ``password`` (dev users, tests) the user can sign in at once and no invite is made."""
@@ -191,6 +207,7 @@ class Users:
             roles=role_values,
             approval_levels=levels,
             language=language,
+            email=check_email(email),
             active=True,
             session_epoch=0,
             created_at=now,
@@ -268,6 +285,7 @@ class Users:
         active: bool | None = None,
         display_name: str | None = None,
         language: str | None = None,
+        email: str | None = None,
         actor: str | None = None,
     ) -> UserView:
         """Change a user; a change of roles, levels or the active flag ends their sessions."""
@@ -293,6 +311,8 @@ class Users:
                 if language not in LANGUAGES:
                     raise invalid("language", f"one of {', '.join(LANGUAGES)}")
                 row.language = language
+            if email is not None:  # "" removes it
+                row.email = check_email(email)
             row.roles, row.approval_levels = new_roles, new_levels
             if changed:
                 row.session_epoch += 1

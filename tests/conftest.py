@@ -16,6 +16,7 @@ import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from activities.mail import MailActivities
 from config import Settings
 from db.models import Base
 from db.session import SessionFactory, make_engine, make_sessionmaker
@@ -23,8 +24,9 @@ from db.vault import Vault
 from integrations.carrier import SimulatedCarrier
 from integrations.credit import SimulatedBureau
 from integrations.inventory import SimulatedInventory
-from integrations.mail import OutboxMailer
+from integrations.mail import Message, NoTransport
 from integrations.payment import SimulatedGateway
+from services.tracking import TrackingLinks
 from tests.keys import TEST_CONVERTER, TEST_KEYS, TEST_RING
 from tests.pgcluster import PgCluster, find_pg_bindir
 from worker import build_worker
@@ -102,9 +104,22 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "strict_sandbox": True,  # every call workflow code makes is checked
         "encryption_keys": TEST_KEYS,
         "encryption_key_id": "test-1",
+        "mail_transport": "outbox",
         **overrides,
     }
     return Settings.model_validate(values)
+
+
+@dataclass
+class MailBox:
+    """The emails of an order: ``sent`` first runs a pass of the mail consumer (compose what
+    the events ask for, send what is due through ``transport``), then reads the outbox."""
+
+    activities: MailActivities
+
+    async def sent(self, order_id: str) -> list[Message]:
+        await self.activities.pass_once()
+        return await self.activities.outbox.sent(order_id)
 
 
 @dataclass
@@ -118,7 +133,7 @@ class Stack:
     bureau: SimulatedBureau
     gateway: SimulatedGateway
     carrier: SimulatedCarrier
-    mailer: OutboxMailer
+    mailer: MailBox
     vault: Vault
 
 
@@ -140,7 +155,15 @@ async def seeded_stack(client: Client, settings: Settings, sessions: SessionFact
         bureau=SimulatedBureau(sessions, default_score=700, default_limit=Decimal(50000)),
         gateway=SimulatedGateway(sessions),
         carrier=SimulatedCarrier(sessions),
-        mailer=OutboxMailer(sessions, Vault(TEST_RING)),
+        mailer=MailBox(
+            MailActivities(
+                sessions,
+                Vault(TEST_RING),
+                settings,
+                NoTransport(),
+                TrackingLinks(TEST_RING, settings.public_base_url, settings.tracking_link_ttl).url,
+            )
+        ),
         vault=Vault(TEST_RING),
     )
 

@@ -42,6 +42,7 @@ COMPENSATION_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=60),
     maximum_attempts=0,
 )
+MAIL_FROM_EVENT_LOG = "mail-from-event-log"  # workflow.patched: see Recorder.notify
 PROJECTION_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=10), maximum_attempts=0)
 
 A = TypeVar("A")
@@ -262,7 +263,11 @@ class Recorder:
         )
 
     async def notify(self, kind: str, recipient: str, subject: str, body: str, step: str) -> None:
-        """Send once per order and ``step``."""
+        """Emails are composed from the event log (activities/mail.py: the event emitted next
+        to each call names whom to tell); since MAIL_FROM_EVENT_LOG the order sends none
+        itself. Histories from before replay their ``send_notification`` local activity."""
+        if workflow.patched(MAIL_FROM_EVENT_LOG):
+            return
         await self.call(
             NotifyActivities.send_notification,
             NotifyRequest(

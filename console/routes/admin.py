@@ -46,6 +46,7 @@ class UserForm:
     roles: list[str] = field(default_factory=list)
     levels: list[str] = field(default_factory=list)
     language: str = "en"
+    email: str = ""
     active: bool = True
 
 
@@ -81,6 +82,7 @@ async def _read_form(request: Request) -> UserForm:
         roles=many("roles"),
         levels=many("approval_levels"),
         language=text("language", "en"),
+        email=text("email"),
         active=text("active", "yes") != "no",
     )
 
@@ -136,6 +138,7 @@ async def _edit_page(
         roles=[r.value for r in user.roles],
         levels=[str(lv) for lv in user.approval_levels],
         language=user.language,
+        email=user.email or "",
         active=user.active,
     )
     context = {
@@ -179,6 +182,7 @@ async def invite_user(
             form.roles,
             levels,
             language=form.language,
+            email=form.email,
         )
     except ServiceError as exc:
         request.state.audit_reason = exc.message
@@ -234,6 +238,7 @@ async def update_user(
             approval_levels=levels,
             active=form.active,
             display_name=form.display_name,
+            email=form.email,
             actor=viewer.user.username,
         )
     except ServiceError as exc:

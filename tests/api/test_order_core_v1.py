@@ -107,9 +107,12 @@ async def test_refused_refund_needs_attention_until_support_resolves(api: Api) -
     assert stuck["allowed_actions"] == ["retry_compensation", "resolve_compensation"]
     assert "compensation_failed" in [e["type"] for e in stuck["timeline"]]
     mail = await api.stack.mailer.sent(order["id"])
-    assert [m.recipient for m in mail if m.kind == "compensation_failed"] == [
-        "support@orderly.local"
-    ]
+    [alert] = [m for m in mail if m.kind == "compensation_failed"]
+    assert alert.recipient == "support@orderly.local"
+    # Staff get the console's page of the order, never the customer's tracking link.
+    assert f"/console/orders/{order['id']}" in alert.body
+    assert "/track/" not in alert.body
+    assert "refund_payment" in alert.body
 
     base = f"/orders/{order['id']}/compensations"
     forbidden = await _post(api, f"{base}/resolve", {"note": "done"}, "eshop")

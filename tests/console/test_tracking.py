@@ -13,10 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from activities.notify import NotifyActivities
 from api.app import create_app
 from domain.status import OrderStatus
-from integrations.mail import Message
 from security.keyring import KeyRing, new_key
 from security.sealing import seal_data
 from services.context import Services
@@ -26,7 +24,6 @@ from tests.api.flows import carrier, create, wait_status
 from tests.conftest import Stack
 from tests.factories import order_payload
 from tests.keys import TEST_RING
-from workflows.contracts import NotifyRequest
 
 S = OrderStatus
 LINK = re.compile(r"(http://127\.0\.0\.1:8000)(/track/[A-Za-z0-9._-]+)")
@@ -159,29 +156,12 @@ async def test_customer_emails_carry_a_working_link(api: Api) -> None:
     assert mail.recipient == "ada@example.com"
     found = LINK.search(mail.body)
     assert found, mail.body
-    assert mail.body.startswith("Your order has been delivered.")
+    greeting = f"Hello Ada Lovelace,\n\nYour order {order['id']} has been delivered."
+    assert mail.body.startswith(greeting)
+    assert mail.html is not None
+    assert f'href="{found.group(0)}"' in mail.html
     page = await api.http.get(found.group(2))
     assert page.status_code == 200, page.text[:300]
     assert order["id"] in page.text
     assert 'data-stage="delivered"' in page.text
     assert "Delivered on" in page.text
-
-
-async def test_staff_messages_get_no_link() -> None:
-    sent: list[Message] = []
-
-    class Mailer:
-        async def send(self, message: Message) -> None:
-            sent.append(message)
-
-    links = TrackingLinks(TEST_RING, "https://shop.example", timedelta(days=1))
-    notify = NotifyActivities(Mailer(), links.url)
-    for kind, to in (("compensation_failed", "support@orderly.local"), ("delivered", "a@x.io")):
-        req = NotifyRequest(
-            order_id="SO-1", key=f"SO-1:{to}", kind=kind, recipient=to, subject="s", body="b"
-        )
-        await notify.send_notification(req)
-    assert sent[0].body == "b"
-    assert sent[1].body.startswith("b\n\nTrack your order: https://shop.example/track/")
-    token = sent[1].body.rsplit("/", 1)[1]
-    assert links.order_id(token) == "SO-1"

@@ -82,6 +82,7 @@ def workers(
         ORDERLY_TEMPORAL_TARGET=temporal_env.client.service_client.config.target_host,
         ORDERLY_DATABASE_URL=settings.database_url,
         ORDERLY_TASK_QUEUE=settings.task_queue,
+        ORDERLY_MAIL_TRANSPORT="outbox",
         ORDERLY_SIM_PAYMENT_DELAY=str(PAYMENT_DELAY),
         ORDERLY_ACTIVITY_TIMEOUT="PT10S",
         ORDERLY_ACTIVITY_HEARTBEAT="PT2S",

@@ -13,7 +13,8 @@ from domain.events import OrderEvent
 from domain.state import OrderState
 from domain.status import OrderStatus
 from integrations.inventory import SimulatedInventory
-from integrations.mail import OutboxMailer
+from services.auth import Role, new_key_row
+from services.users import Users
 from tests.conftest import Stack, binary, make_settings
 from tests.factories import order_spec
 from tests.helpers import logged_types, start_order, wait_status
@@ -78,7 +79,7 @@ async def test_prepay_reminder_then_auto_cancel_after_three_days(skipping_stack:
     # The cause, the compensation, then the closure.
     assert types[-3:] == ["payment_expired", "stock_released", "cancelled"]
     assert types.count("payment_reminder_sent") == 1
-    mails = await OutboxMailer(skipping_stack.sessions, skipping_stack.vault).sent(final.id)
+    mails = await skipping_stack.mailer.sent(final.id)
     assert [m.kind for m in mails] == ["payment_reminder", "cancelled"]
     assert mails[0].recipient == "ada@example.com"
     reservations = await SimulatedInventory(skipping_stack.sessions).reservations(final.id)
@@ -89,6 +90,15 @@ async def test_prepay_reminder_then_auto_cancel_after_three_days(skipping_stack:
 async def test_approval_reminds_escalates_then_expires_with_compensation(
     skipping_stack: Stack, skipping_env: WorkflowEnvironment
 ) -> None:
+    # The approvers who hold the levels, with their addresses (and languages).
+    users = Users(skipping_stack.sessions)
+    await users.invite("t", "lena", "Lena", ["approver"], [1], "zh", email="lena@example.com")
+    await users.invite("t", "max", "Max", ["approver"], [2], email="max@example.com")
+    await users.invite("t", "nomail", "No Mail", ["approver"], [1])
+    await users.invite("t", "sam", "Sam", ["support"], [], email="sam@example.com")
+    _, key = new_key_row("erp-l1", [Role.APPROVER], [1], email="erp-l1@example.com")
+    async with skipping_stack.sessions.begin() as session:
+        session.add(key)
     spec = order_spec(lines=[{"sku": "WIDGET-1", "quantity": 100, "unit_price": "60.00"}])
     handle = await start_order(skipping_stack, spec)
     waiting = await wait_status(handle, S.AWAITING_APPROVAL)
@@ -129,10 +139,16 @@ async def test_approval_reminds_escalates_then_expires_with_compensation(
     assert _about(_gap(events, "approval_requested", "approval_expired"), timedelta(hours=72))
     assert [e.type for e in events][-3:] == ["approval_expired", "stock_released", "rejected"]
     mails = await skipping_stack.mailer.sent(final.id)
-    assert [(m.kind, m.recipient) for m in mails] == [
-        ("approval_reminder", "level-1-approvers@orderly.local"),
-        ("approval_escalated", "level-2-approvers@orderly.local"),
+    assert sorted((m.kind, m.language, m.recipient, m.status) for m in mails) == [
+        ("approval_escalated", "en", "max@example.com", "sent"),
+        ("approval_reminder", "en", "erp-l1@example.com", "sent"),
+        ("approval_reminder", "zh-CN", "lena@example.com", "sent"),
     ]
+    zh = next(m for m in mails if m.language == "zh-CN")
+    assert zh.subject == f"订单 {final.id} 等待您的审批"
+    assert "第 1 级" in zh.body
+    assert zh.html is not None
+    assert "第 1 级" in zh.html
     assert [r.state for r in await skipping_stack.inventory.reservations(final.id)] == ["released"]
     assert await skipping_stack.gateway.entries(final.id) == []
 
