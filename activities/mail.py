@@ -355,3 +355,17 @@ async def approvers(session: AsyncSession, level: int) -> Sequence[tuple[str, st
         if live and "approver" in key.roles and level in key.approval_levels and key.email:
             found.setdefault(key.email.lower(), "en")
     return sorted(found.items())
+
+
+async def principal_address(session: AsyncSession, name: str) -> tuple[str, str] | None:
+    """(address, language) of a principal by name: a console user's, else an API key's."""
+    user = await session.scalar(select(UserRow).where(UserRow.username == name))
+    if user is not None and user.email:
+        return user.email, user.language
+    key = await session.scalar(
+        select(ApiKeyRow)
+        .where(ApiKeyRow.principal == name, ApiKeyRow.email.is_not(None))
+        .order_by(ApiKeyRow.id.desc())
+        .limit(1)
+    )
+    return (key.email, "en") if key is not None and key.email else None

@@ -23,12 +23,15 @@ from sqlalchemy import Table, and_, bindparam, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
 
+from activities.mail import principal_address
 from config import Settings
 from db.models import OrderEventRow, WebhookDeliveryRow, WebhookEndpointRow
 from db.session import SessionFactory
 from db.upsert import insert_for
-from db.vault import without_pii
+from db.vault import Vault, without_pii
+from domain.mail import MailStatus, language_of
 from domain.webhooks import DeliveryStatus, Verdict, body, classify, message_id, next_wait
+from integrations.mail import MailOutbox, Message, Renderer
 from integrations.webhooks import Answer, WebhookSender, signature_header
 from security.keyring import KeyRing
 from services.webhook_secrets import active_secrets
@@ -96,6 +99,8 @@ class WebhookActivities:
             timeout=settings.webhook_timeout, allow_private=settings.webhook_allow_private
         )
         self._rng = random.Random()
+        self._outbox = MailOutbox(sessions, Vault(keyring))  # the owner's notice
+        self._renderer = Renderer()
 
     @activity.defn(name="deliver_webhooks")
     async def deliver_webhooks(self, inp: RoundInput) -> RoundResult:
@@ -242,6 +247,33 @@ class WebhookActivities:
         endpoint.disabled_reason = f"{reason} (disabled {at.isoformat()})"
         endpoint.updated_at = at
         log.warning("webhook endpoint %s disabled: %s", endpoint_id, reason)
+        await self._tell_owner(session, endpoint, reason, at)
+
+    async def _tell_owner(
+        self, session: AsyncSession, endpoint: WebhookEndpointRow, reason: str, at: datetime
+    ) -> None:
+        """Email the endpoint's creator that it was disabled (in the disabling transaction)."""
+        found = await principal_address(session, endpoint.created_by)
+        address, language = found or ("", "en")
+        language = language_of(language)
+        values = {"endpoint_id": endpoint.id, "url": endpoint.url, "reason": reason}
+        link = f"{self._settings.public_base_url}/webhooks/{endpoint.id}/deliveries"
+        subject, text, html = self._renderer.render(
+            "webhook_disabled", language, values | {"link": link}, staff=True
+        )
+        message = Message(
+            key=f"webhook:{endpoint.id}:disabled:{at.isoformat()}",
+            order_id=None,
+            kind="webhook_disabled",
+            recipient=address,
+            subject=subject,
+            body=text,
+            html=html,
+            language=language,
+            status=(MailStatus.PENDING if address else MailStatus.FAILED).value,
+            last_error=None if address else f"{endpoint.created_by} has no email address",
+        )
+        await self._outbox.queue(session, [message], owner=f"principal:{endpoint.created_by}")
 
 
 async def _plan(session: AsyncSession, endpoint_id: str, due: list[int]) -> list[list[_Planned]]:

@@ -16,6 +16,7 @@ from api.routes import audit as audit_routes
 from api.routes import imports as imports_routes
 from api.routes import inbound as inbound_routes
 from api.routes import inventory as inventory_routes
+from api.routes import notifications as notification_routes
 from api.routes import reports as reports_routes
 from api.routes import webhooks as webhooks_routes
 from config import Settings, get_settings, load_keyring, load_policy
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(reports_routes.products_router)
     app.include_router(webhooks_routes.router)
     app.include_router(inventory_routes.router)
+    app.include_router(notification_routes.router)
     app.include_router(templates.orders_router)  # POST /orders/from-template/{id}
     codec.install(app, settings)  # /codec routes, CORS for the Temporal UI on them
     console.install(app)  # the web console under /console (console/)

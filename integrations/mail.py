@@ -22,6 +22,7 @@ from typing import Any, Literal, Protocol
 import aiosmtplib
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import OutboxRow
 from db.session import SessionFactory
@@ -199,30 +200,42 @@ class MailOutbox:
     async def add_many(
         self, messages: Sequence[Message], owner: str, *, now: datetime | None = None
     ) -> None:
-        """Queue the messages (pending; failed ones recorded as they are) in one transaction,
-        each once per key. ``owner``: whose data key seals them (the order's customer)."""
-        now = now or datetime.now(UTC)
+        """Queue the messages in one transaction (see :meth:`queue`)."""
         async with self._sessions.begin() as session:
-            seal = self._vault.seal_text
-            for message in messages:
-                failed = message.status == MailStatus.FAILED.value
-                stmt = insert_for(session, OutboxRow).values(
-                    key=message.key,
-                    order_id=message.order_id,
-                    kind=message.kind,
-                    owner=owner,
-                    recipient=await seal(session, owner, message.recipient),
-                    language=message.language,
-                    subject=message.subject[:300],
-                    body=await seal(session, owner, message.body),
-                    html=await seal(session, owner, message.html) if message.html else None,
-                    status=message.status,
-                    attempts=0,
-                    next_attempt_at=None if failed else now,
-                    last_error=message.last_error,
-                    created_at=now,
-                )
-                await session.execute(stmt.on_conflict_do_nothing(index_elements=["key"]))
+            await self.queue(session, messages, owner, now=now)
+
+    async def queue(
+        self,
+        session: AsyncSession,
+        messages: Sequence[Message],
+        owner: str,
+        *,
+        now: datetime | None = None,
+    ) -> None:
+        """Queue the messages (pending; failed ones recorded as they are), each once per key,
+        in the caller's transaction. ``owner``: whose data key seals them (the order's
+        customer; ``principal:<name>`` for a message to staff about no order)."""
+        now = now or datetime.now(UTC)
+        seal = self._vault.seal_text
+        for message in messages:
+            failed = message.status == MailStatus.FAILED.value
+            stmt = insert_for(session, OutboxRow).values(
+                key=message.key,
+                order_id=message.order_id,
+                kind=message.kind,
+                owner=owner,
+                recipient=await seal(session, owner, message.recipient),
+                language=message.language,
+                subject=message.subject[:300],
+                body=await seal(session, owner, message.body),
+                html=await seal(session, owner, message.html) if message.html else None,
+                status=message.status,
+                attempts=0,
+                next_attempt_at=None if failed else now,
+                last_error=message.last_error,
+                created_at=now,
+            )
+            await session.execute(stmt.on_conflict_do_nothing(index_elements=["key"]))
 
     async def opened(self, rows: list[OutboxRow]) -> list[Message]:
         async with self._sessions() as session:

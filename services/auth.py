@@ -56,6 +56,8 @@ class Scope(StrEnum):
     IMPORTS_WRITE = "imports:write"  # POST /imports (starts orders), cancel an import
     WEBHOOKS_ADMIN = "webhooks:admin"  # /webhooks: subscriptions and their delivery logs
     INVENTORY_ADMIN = "inventory:admin"  # /inventory: stock levels and reorder points
+    NOTIFICATIONS_READ = "notifications:read"  # GET /notifications: the email outbox
+    NOTIFICATIONS_WRITE = "notifications:write"  # resend a failed email
 
 
 class Principal(BaseModel):

@@ -17,10 +17,10 @@ with workflow.unsafe.imports_passed_through():
     from activities.mail import MailActivities, MailRoundInput
 
 
-
 def workflow_id(task_queue: str) -> str:
     """One consumer per deployment (its task queue): ``mail-orders`` by default."""
     return f"mail-{task_queue}"
+
 
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
 MAX_ROUNDS = 200

@@ -106,6 +106,8 @@ EXPECTED: dict[tuple[str, str], tuple[set[Role], Scope | None, bool]] = {
     ("GET", "/inventory"): (set(), Scope.INVENTORY_ADMIN, False),
     ("GET", "/inventory/{sku}"): (set(), Scope.INVENTORY_ADMIN, False),
     ("PUT", "/inventory/{sku}"): (set(), Scope.INVENTORY_ADMIN, False),
+    ("GET", "/notifications"): ({SUPPORT}, Scope.NOTIFICATIONS_READ, False),
+    ("POST", "/notifications/{key}/resend"): ({SUPPORT}, Scope.NOTIFICATIONS_WRITE, False),
 }
 # Path parameters of the matrix: nothing that exists, so no request changes anything.
 SAMPLES = {"order_id": "SO-NOPE-1", "key_id": str(2**31 - 1), "delivery_id": str(2**31 - 1)}

@@ -14,12 +14,14 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 from standardwebhooks import Webhook
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from db.models import ApiKeyRow
 from tests.api.conftest import Api
 from tests.api.flows import create
 from tests.factories import order_payload
@@ -222,6 +224,10 @@ async def test_events_arrive_signed_in_order_per_order_and_a_failing_one_holds_b
 async def test_final_failures_gone_dead_letter_redelivery_and_rotation(
     api: Api, receiver: Receiver
 ) -> None:
+    async with api.stack.sessions.begin() as session:  # the owner's address, for the notice
+        await session.execute(
+            update(ApiKeyRow).where(ApiKeyRow.principal == "root").values(email="root@example.com")
+        )
     busy = {"on": True}
     receiver.answer["bad"] = lambda _h: 400
     receiver.answer["gone"] = lambda _h: 410
@@ -260,6 +266,14 @@ async def test_final_failures_gone_dead_letter_redelivery_and_rotation(
     handle = api.stack.client.get_workflow_handle(f"webhook-{gone['id']}")
     assert await asyncio.wait_for(handle.result(), 30) == "disabled"
     assert len(receiver.at("gone")) == 1  # nothing more was sent to it
+    # Its owner (the principal who created it) is told by email.
+    notices = await api.http.get(
+        "/notifications", params={"kind": "webhook_disabled"}, headers=api.auth("support-1")
+    )
+    [notice] = notices.json()
+    assert notice["recipients"] == ["r***@example.com"]
+    assert notice["subject"] == f"Webhook endpoint {gone['id']} disabled"
+    assert notice["order_id"] is None
 
     # 503 with Retry-After through the whole schedule: the dead letter.
     dead = await eventually(
