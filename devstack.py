@@ -133,6 +133,11 @@ def _write_secret(path: Path, data: dict[str, str]) -> None:
     path.chmod(0o600)  # a file that was there before keeps its mode otherwise
 
 
+def _dev_email(name: str) -> str:
+    """Dev users' addresses: approval reminders to them land in var/mail as .eml files."""
+    return f"{name}@example.com"
+
+
 async def _dev_users(users: Users, users_file: Path) -> dict[str, str]:
     """Create the console's dev users once (random passwords, kept in ``users_file``); a dev
     user whose password is not in the file gets a new one."""
@@ -148,8 +153,19 @@ async def _dev_users(users: Users, users_file: Path) -> dict[str, str]:
             _, token = await users.reinvite(existing[name].id)
             await users.accept_invite(token, password)
         else:
-            await users.invite("devstack", name, display_name, roles, levels, password=password)
+            await users.invite(
+                "devstack",
+                name,
+                display_name,
+                roles,
+                levels,
+                password=password,
+                email=_dev_email(name),
+            )
         passwords[name] = password
+    for name, user in existing.items():  # dev users made before they had addresses
+        if name in DEV_USERS and user.email is None:
+            await users.update(user.id, email=_dev_email(name))
     if passwords != kept:
         _write_secret(users_file, passwords)
     return passwords
@@ -253,6 +269,8 @@ def main() -> int:
     env.setdefault("ORDERLY_PUBLIC_BASE_URL", f"http://{args.host}:{args.api_port}")
     # Webhook receivers on this machine (a local test server) are allowed in development.
     env.setdefault("ORDERLY_WEBHOOK_ALLOW_PRIVATE", "true")
+    # Email goes to .eml files under var/mail unless SMTP is configured.
+    env.setdefault("ORDERLY_MAIL_DIR", str(var / "mail"))
     ui_internal_port: int = args.ui_internal_port or args.ui_port + 1
     ui = f"http://{args.host}:{args.ui_port}"  # devproxy.py: the UI and /codec, one origin
     env["ORDERLY_TEMPORAL_UI_ORIGIN"] = ui  # same origin as /codec there: no CORS needed
@@ -366,7 +384,7 @@ def main() -> int:
         _wait_port(args.host, args.ui_port, proxy, "Dev proxy (devproxy.py)")
         _wait_healthy(f"{base}/healthz", [temporal, worker, intake, api, proxy])
         seeder = DemoSeeder(args.demo_orders, var, env, f"{args.host}:{args.temporal_port}")
-        _banner(base, ui, keys, var, passwords)
+        _banner(base, ui, keys, var, passwords, mail=_mail_line(env))
         if seeder.wanted:
             print(
                 f"Seeding a demo history of {args.demo_orders:,} finished orders in the "
@@ -392,8 +410,26 @@ def main() -> int:
     return code
 
 
+def _mail_line(env: dict[str, str]) -> str:
+    transport = env.get("ORDERLY_MAIL_TRANSPORT", "file")
+    if transport == "smtp":
+        host, port = env.get("ORDERLY_SMTP_HOST", "localhost"), env.get("ORDERLY_SMTP_PORT", "587")
+        return f"sent over SMTP to {host}:{port}"
+    if transport == "outbox":
+        return "recorded in the outbox only (GET /notifications), not sent"
+    return (
+        f"written as .eml files to {env['ORDERLY_MAIL_DIR']} (no SMTP server needed;\n"
+        "               ORDERLY_MAIL_TRANSPORT=smtp and ORDERLY_SMTP_* send it)"
+    )
+
+
 def _banner(
-    api: str, ui: str, keys: dict[str, str], var: Path, passwords: dict[str, str] | None = None
+    api: str,
+    ui: str,
+    keys: dict[str, str],
+    var: Path,
+    passwords: dict[str, str] | None = None,
+    mail: str = "",
 ) -> None:
     sign_in = (
         f"sign in once at {ui}/codec/sign-in with the dev-support key to read decoded histories"
@@ -407,6 +443,7 @@ Orderly is running (state in {var}; logs: api.log, worker.log, intake-worker.log
   Temporal UI  {ui} — {sign_in}
   Codec        {api}/codec  (payloads are encrypted; decoded here for support/admin;
                the UI calls it on its own origin, as {ui}/codec)
+  Email        {mail}
 
 Dev API keys (also in {var / "dev-api-keys.json"}):""")
     for name, key in keys.items():

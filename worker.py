@@ -33,6 +33,7 @@ from activities.reports import ReportActivities
 from activities.shipping import ShippingActivities
 from activities.webhooks import WebhookActivities
 from config import Settings, get_settings, load_keyring, load_policy
+from db import cursors
 from db.session import SessionFactory, make_engine, make_sessionmaker
 from db.vault import Vault
 from integrations.carrier import SimulatedCarrier
@@ -241,6 +242,8 @@ async def run_worker(settings: Settings) -> None:
                 client, task_queue=settings.task_queue, cron=settings.analytics_schedule
             )
             log.info("analytics schedule: %s", schedule)
+            async with sessions.begin() as session:
+                await cursors.start_at_end(session, cursors.MAIL)
             await start_mail_dispatch(client, settings)
             log.info("mail: %s", mail_banner(settings))
             started = await ensure_delivery_workflows(client, sessions, settings)

@@ -15,7 +15,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -24,9 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
 
 from config import Settings
+from db.cursors import MAIL, advance, position_of, since
 from db.models import (
     ApiKeyRow,
-    ConsumerCursorRow,
     CustomerRow,
     OrderEventRow,
     OrderRow,
@@ -34,7 +34,6 @@ from db.models import (
     UserRow,
 )
 from db.session import SessionFactory
-from db.upsert import insert_for
 from db.vault import Vault
 from domain.mail import (
     TRIGGERS,
@@ -51,7 +50,8 @@ from domain.webhooks import next_wait
 from integrations.mail import MailOutbox, Message, Renderer, SendError, Transport, build
 
 log = logging.getLogger("orderly.mail")
-CURSOR = "mail"
+CURSOR = MAIL
+LATE_COMMIT = timedelta(minutes=10)  # how late an event may commit after it was stamped
 LOOKBACK = 1000  # event ids re-read below the cursor: late commits (activities/webhooks.py)
 LOOKBACK_EVERY = 5.0  # seconds
 COMPOSE_BATCH = 200
@@ -128,14 +128,17 @@ class MailActivities:
     # --- composing --------------------------------------------------------------------------
 
     async def compose(self) -> int:
+        """Compose the emails of the events after the cursor; every LOOKBACK_EVERY seconds
+        also of recent events up to LOOKBACK ids below it (committed late: lower ids)."""
+        cursor = position_of(CURSOR)
+        after = OrderEventRow.id > cursor
+        limit = COMPOSE_BATCH
+        if time.monotonic() - self._looked_back >= LOOKBACK_EVERY:
+            self._looked_back = time.monotonic()
+            recent = datetime.now(UTC) - LATE_COMMIT
+            late = and_(OrderEventRow.id > cursor - LOOKBACK, OrderEventRow.at >= recent)
+            after, limit = or_(after, late), COMPOSE_BATCH + LOOKBACK
         async with self._sessions() as session:
-            cursor = await session.scalar(
-                select(ConsumerCursorRow.position).where(ConsumerCursorRow.name == CURSOR)
-            )
-            cursor = cursor or 0
-            floor = cursor
-            if time.monotonic() - self._looked_back >= LOOKBACK_EVERY:
-                self._looked_back, floor = time.monotonic(), max(0, cursor - LOOKBACK)
             found = await session.execute(
                 select(
                     OrderEventRow.id,
@@ -145,38 +148,31 @@ class MailActivities:
                     OrderEventRow.at,
                     OrderEventRow.payload,
                 )
-                .where(OrderEventRow.type.in_(list(TRIGGERS)), OrderEventRow.id > floor)
+                .where(OrderEventRow.type.in_(list(TRIGGERS)), after)
                 .order_by(OrderEventRow.id)
-                .limit(COMPOSE_BATCH + (cursor - floor))
+                .limit(limit)
             )
             events = [_Event(*row) for row in found]
             keys = {mail_key(e.order_id, e.seq, TRIGGERS[e.type].kind): e for e in events}
             done = set(await session.scalars(select(OutboxRow.key).where(OutboxRow.key.in_(keys))))
+            start = await since(session, CURSOR)
         todo = [e for k, e in keys.items() if k not in done]
+        composed = 0
         for event in todo:
-            await self._compose_event(event)
-        if events and events[-1].id > cursor:
-            await self._advance(events[-1].id)
-        return len(todo)
+            composed += await self._compose_event(event, start)
+        if events:
+            async with self._sessions.begin() as session:
+                await advance(session, CURSOR, events[-1].id)
+        return composed
 
-    async def _advance(self, position: int) -> None:
-        async with self._sessions.begin() as session:
-            stmt = insert_for(session, ConsumerCursorRow).values(
-                name=CURSOR, position=position, updated_at=datetime.now(UTC)
-            )
-            await session.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["name"],
-                    set_={"position": position, "updated_at": datetime.now(UTC)},
-                )
-            )
-
-    async def _compose_event(self, event: _Event) -> None:
+    async def _compose_event(self, event: _Event, start: datetime | None) -> bool:
+        """Queue the event's emails; False for an order older than the consumer (history)."""
         trigger = TRIGGERS[event.type]
         async with self._sessions() as session:
             row = await session.get(OrderRow, event.order_id)
-            if row is None:  # the event log and the order row are written together
-                return
+            # the event log and the order row are written together
+            if row is None or (start is not None and row.created_at < start):
+                return False
             state = OrderState.model_validate(await self._vault.open(session, row.snapshot))
             recipients = await self._recipients(session, trigger.audience, event, state)
         values = self._values(event, state)
@@ -223,6 +219,7 @@ class MailActivities:
                 )
             )
         await self.outbox.add_many(messages, owner=state.customer.id)
+        return True
 
     async def _recipients(
         self, session: AsyncSession, audience: Audience, event: _Event, state: OrderState

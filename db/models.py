@@ -453,6 +453,9 @@ class ConsumerCursorRow(Base):
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     position: Mapped[int] = mapped_column(BigInteger, default=0)
+    since: Mapped[datetime | None] = mapped_column(
+        UtcDateTime(), nullable=True, doc="Orders created before it are not the consumer's."
+    )
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email
+import email.policy
 import json
 import os
 import re
@@ -88,6 +90,13 @@ def alive(pid: int) -> bool:
     if not stat:
         return False
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def _subjects(directory: Path) -> set[str]:
+    return {
+        str(email.message_from_bytes(f.read_bytes(), policy=email.policy.default)["Subject"])
+        for f in directory.glob("*.eml")
+    }
 
 
 def stack_processes(var: Path, temporal_target: str) -> dict[int, str]:
@@ -280,6 +289,14 @@ async def test_run_command_serves_orders_stops_on_ctrl_c_and_keeps_state(tmp_pat
             await wait_status(http, order["id"], "fulfilling")
             await carrier(http, order["id"], "picked_up", "in_transit", "delivered")
             done = await wait_status(http, order["id"], "completed")
+            # The customer's email, written as an .eml file (no SMTP server in make run).
+            assert f"Email        written as .eml files to {var / 'mail'}" in first.output
+            await eventually(
+                lambda: asyncio.sleep(0, _subjects(var / "mail")),
+                lambda subjects: f"Order {done['id']} delivered" in subjects,
+                timeout=30,
+                what="the delivered email in var/mail",
+            )
             # A second order is left running across the restart (its own reference: the
             # same source and reference would be the first order again).
             running = await create(http, {**example, "external_reference": "ESHOP-1002"})

@@ -17,6 +17,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from db import cursors
 from db.models import CustomerRow
 from domain.order import OrderSpec
 from domain.status import OrderStatus as S
@@ -204,3 +205,19 @@ async def test_a_server_deferring_for_good_is_retried_to_the_end_then_recorded(
     assert failed.attempts == 3  # the first try and the schedule's two retries
     assert failed.last_error is not None
     assert failed.last_error.startswith("451")
+
+
+async def test_orders_from_before_the_consumer_started_are_not_mailed(stack: Stack) -> None:
+    """Turning email on (or seeding a demo history) sends nothing about earlier orders."""
+    earlier = await start_order(stack, order_spec())
+    await wait_status(earlier, S.FULFILLING)
+    async with stack.sessions.begin() as session:
+        await cursors.start_at_end(session, cursors.MAIL)
+    await deliver(earlier)
+    later = await start_order(stack, order_spec())
+    await wait_status(later, S.FULFILLING)
+    await deliver(later)
+    for handle in (earlier, later):
+        await handle.result()
+    assert await stack.mailer.sent(earlier.id) == []
+    assert [m.kind for m in await stack.mailer.sent(later.id)] == ["delivered"]

@@ -43,6 +43,7 @@ def upgrade() -> None:
         "consumer_cursors",
         sa.Column("name", sa.String(32), primary_key=True),
         sa.Column("position", sa.BigInteger(), nullable=False),
+        sa.Column("since", UtcDateTime(), nullable=True),
         sa.Column("updated_at", UtcDateTime(), nullable=False),
     )
     with op.batch_alter_table("customers") as batch:
