@@ -34,13 +34,14 @@ class MailInput:
     round_seconds: float = 60.0
     send_seconds: float = 120.0
     heartbeat_seconds: float = 10.0
+    rounds: int = 0  # 0: for ever (continuing as new); else end after that many (tests)
 
 
 @workflow.defn(name="MailDispatch")
 class MailDispatchWorkflow:
     @workflow.run
     async def run(self, inp: MailInput) -> None:
-        for _ in range(MAX_ROUNDS):
+        for n in range(1, MAX_ROUNDS + 1):
             await workflow.execute_activity_method(
                 MailActivities.dispatch_mail,
                 MailRoundInput(seconds=inp.round_seconds),
@@ -48,6 +49,8 @@ class MailDispatchWorkflow:
                 heartbeat_timeout=timedelta(seconds=inp.heartbeat_seconds),
                 retry_policy=RETRY,
             )
+            if n == inp.rounds:
+                return
             if workflow.info().is_continue_as_new_suggested():
                 break
         workflow.continue_as_new(inp)
