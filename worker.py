@@ -84,7 +84,7 @@ def build_activities(settings: Settings, sessions: SessionFactory) -> list[Calla
     mail = MailActivities(sessions, vault, settings, mail_transport(settings), links.url)
     projection = ProjectionActivities(sessions, vault)
     customers = CustomerActivities.from_settings(settings, sessions)
-    reports = ReportActivities(sessions, settings)
+    reports = ReportActivities(sessions, settings, vault)
     webhooks = WebhookActivities(sessions, settings, keyring)
     return [
         credit.check_credit,

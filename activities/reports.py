@@ -15,13 +15,17 @@ from sqlalchemy import delete, func, insert, select
 from temporalio import activity
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
+from activities.mail import principal_address
 from config import Settings
 from db.models import DemandForecastRow, OrderLineRow, OrderRow, ProductRuleRow
 from db.models import SalesDailySkuRow as D
 from db.session import SessionFactory
+from db.vault import Vault
 from domain.basket import rules as find_rules
 from domain.forecast import Forecast, WeeklySeries, forecast, week_start, weekly_series
+from domain.mail import MailStatus, language_of
 from domain.reporting import SOLD_STATUSES
+from integrations.mail import MailOutbox, Message, Renderer
 from services.report_exports import ExportView, ReportExports
 
 ALL_REGIONS = "*"
@@ -73,10 +77,12 @@ class ForecastResult(_Contract):
 
 
 class ReportActivities:
-    def __init__(self, sessions: SessionFactory, settings: Settings) -> None:
+    def __init__(self, sessions: SessionFactory, settings: Settings, vault: Vault) -> None:
         self._sessions = sessions
         self._settings = settings
         self._exports = ReportExports(sessions, settings, None)
+        self._outbox = MailOutbox(sessions, vault)
+        self._renderer = Renderer()
 
     @activity.defn
     async def open_week_export(self, inp: OpenWeek) -> str | None:
@@ -87,7 +93,42 @@ class ReportActivities:
         def beat(done: int, total: int | None) -> None:
             activity.heartbeat(done, total)
 
-        return await self._exports.produce(inp.export_id, beat)
+        view = await self._exports.produce(inp.export_id, beat)
+        if view.status == "done" and view.subscription_id is not None:
+            await self._tell_subscriber(view)
+        return view
+
+    async def _tell_subscriber(self, view: ExportView) -> None:
+        """Email the subscriber (their principal's address) a link to the week's file: once
+        per export; recorded failed when they have no address."""
+        async with self._sessions.begin() as session:
+            found = await principal_address(session, view.created_by)
+            address, tag = found or ("", "en")
+            language = language_of(tag)
+            period = "/".join(str(view.params[k]) for k in ("from", "to") if view.params.get(k))
+            values = {
+                "report": view.report,
+                "period": period or view.report,
+                "rows": view.rows_done,
+                "format": view.format.upper(),
+                "link": f"{self._settings.public_base_url}{view.download}",
+            }
+            subject, text, html = self._renderer.render(
+                "report_ready", language, values, staff=True
+            )
+            message = Message(
+                key=f"report:{view.id}",
+                order_id=None,
+                kind="report_ready",
+                recipient=address,
+                subject=subject,
+                body=text,
+                html=html,
+                language=language,
+                status=(MailStatus.PENDING if address else MailStatus.FAILED).value,
+                last_error=None if address else f"{view.created_by} has no email address",
+            )
+            await self._outbox.queue(session, [message], owner=f"principal:{view.created_by}")
 
     # --- analytics ---
 

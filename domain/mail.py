@@ -50,7 +50,7 @@ TRIGGERS: dict[str, Trigger] = {
     "compensation_failed": Trigger("compensation_failed", Audience.SUPPORT),
 }
 # Messages sent by the service itself, not by an order's event.
-OWNER_KINDS = frozenset({"webhook_disabled"})
+OWNER_KINDS = frozenset({"webhook_disabled", "report_ready"})
 KINDS = frozenset(t.kind for t in TRIGGERS.values()) | OWNER_KINDS
 
 

@@ -35,6 +35,7 @@ LINK_LABELS: dict[Language, tuple[str, str]] = {  # (customer's link, staff's li
     "en": ("Track your order", "Open the order"),
     "zh-CN": ("查看订单进度", "打开订单"),
 }
+DOWNLOAD_LABEL: dict[Language, str] = {"en": "Download", "zh-CN": "下载"}
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,8 @@ class Renderer:
             raise ValueError(f"no template for {kind!r}")
         ctx = {"name": None, "link": None, **values, "language": language}
         ctx["link_label"] = LINK_LABELS[language][1 if staff else 0]
+        if kind == "report_ready":
+            ctx["link_label"] = DOWNLOAD_LABEL[language]
         text = self._text.get_template(f"{language}/{kind}.txt.j2").render(ctx)
         subject, _, body = text.partition("\n\n")
         ctx["subject"] = subject.strip()
@@ -260,6 +263,11 @@ class MailOutbox:
             )
             for r, to, body, html in zip(rows, tos, bodies, htmls, strict=True)
         ]
+
+    async def opened_by_key(self, keys: Sequence[str]) -> list[Message]:
+        async with self._sessions() as session:
+            rows = list(await session.scalars(select(OutboxRow).where(OutboxRow.key.in_(keys))))
+        return await self.opened(rows)
 
     async def sent(self, order_id: str) -> list[Message]:
         """Every message of an order (whatever its status), oldest first, opened (erased ones

@@ -251,7 +251,8 @@ def subscription_view(row: ReportSubscriptionRow) -> SubscriptionView:
         params=row.params,
         cadence=row.cadence,
         schedule=SUBSCRIPTION_CRON,
-        delivery="stored: GET /reports/exports?subscription_id=" + row.id,
+        delivery="emailed (a link) to the subscriber's address, and stored: "
+        "GET /reports/exports?subscription_id=" + row.id,
         active=row.active,
         created_at=row.created_at,
     )

@@ -13,8 +13,10 @@ from typing import Any
 
 import pytest
 from python_calamine import CalamineWorkbook
+from sqlalchemy import update
 
 from api.auth import Role, create_api_key
+from db.models import ApiKeyRow
 from domain.status import OrderStatus
 from tests.api.conftest import Api
 from tests.api.flows import carrier, create, wait_status
@@ -29,6 +31,12 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 @pytest.fixture
 async def manager(api: Api) -> dict[str, str]:
     key = await create_api_key(api.stack.sessions, "sales-manager", [Role.MANAGER], [])
+    async with api.stack.sessions.begin() as session:  # where the weekly report goes
+        await session.execute(
+            update(ApiKeyRow)
+            .where(ApiKeyRow.principal == "sales-manager")
+            .values(email="sales@example.com")
+        )
     return {"Authorization": f"Bearer {key}"}
 
 
@@ -241,6 +249,17 @@ async def test_reports_exports_and_subscriptions(api: Api, manager: dict[str, st
     week = listed[0]["params"]
     assert datetime.fromisoformat(week["to"]).weekday() == 0  # Monday to Monday
     assert (datetime.fromisoformat(week["to"]) - datetime.fromisoformat(week["from"])).days == 7
+    # The subscriber is emailed a link to the file (their key's address).
+    await api.stack.mailer.activities.pass_once()
+    [notice] = await _json(api, "/notifications?kind=report_ready", api.auth("support-1"))
+    assert (notice["status"], notice["recipients"]) == ("sent", ["s***@example.com"])
+    assert notice["subject"] == "Your sales report is ready"
+    [mail] = await api.stack.mailer.activities.outbox.opened_by_key([notice["key"]])
+    link = f"{api.stack.settings.public_base_url}/reports/exports/{listed[0]['id']}/file"
+    assert f"Download: {link}" in mail.body
+    assert f"{week['from']}/{week['to']}" in mail.body
+    got = await api.http.get(link.removeprefix(api.stack.settings.public_base_url), headers=manager)
+    assert got.status_code == 200
     gone = await api.http.delete(f"/reports/subscriptions/{sub_id}", headers=manager)
     assert gone.status_code == 204
     assert (await _json(api, "/reports/subscriptions", manager)) == []
