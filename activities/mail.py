@@ -27,6 +27,7 @@ from config import Settings
 from db.cursors import MAIL, advance, position_of, since
 from db.models import (
     ApiKeyRow,
+    ConsumerCursorRow,
     CustomerRow,
     OrderEventRow,
     OrderRow,
@@ -54,7 +55,7 @@ CURSOR = MAIL
 LATE_COMMIT = timedelta(minutes=10)  # how late an event may commit after it was stamped
 LOOKBACK = 1000  # event ids re-read below the cursor: late commits (activities/webhooks.py)
 LOOKBACK_EVERY = 5.0  # seconds
-COMPOSE_BATCH = 200
+COMPOSE_BATCH = 500
 SEND_BATCH = 20
 PENDING = MailStatus.PENDING.value
 
@@ -69,6 +70,14 @@ class MailRoundResult:
     composed: int = 0
     sent: int = 0
     failed: int = 0
+
+
+@dataclass(frozen=True)
+class PassResult:
+    composed: int
+    sent: int
+    failed: int
+    busy: bool  # the cursor moved or something was sent: look again at once
 
 
 @dataclass(frozen=True)
@@ -111,25 +120,35 @@ class MailActivities:
         end = time.monotonic() + inp.seconds
         composed = sent = failed = 0
         while True:
-            c, s, f = await self.pass_once()
-            composed, sent, failed = composed + c, sent + s, failed + f
+            done = await self.pass_once(beat=activity.heartbeat, until=end)
+            composed, sent = composed + done.composed, sent + done.sent
+            failed += done.failed
             activity.heartbeat()
             if time.monotonic() >= end:
                 return MailRoundResult(composed, sent, failed)
-            if not (c or s or f):
+            if not done.busy:
                 await asyncio.sleep(self._settings.mail_poll.total_seconds())
 
-    async def pass_once(self, *, now: datetime | None = None) -> tuple[int, int, int]:
-        """Compose what new events ask for, then send what is due: (composed, sent, failed)."""
-        composed = await self.compose()
-        sent, failed = await self.send_due(now=now)
-        return composed, sent, failed
+    async def pass_once(
+        self,
+        *,
+        now: datetime | None = None,
+        beat: Callable[[], None] = lambda: None,
+        until: float | None = None,
+    ) -> PassResult:
+        """Compose what new events ask for, then send what is due. ``beat`` is called after
+        each send (the round's heartbeat); no send starts after ``until`` (monotonic), so a
+        slow server cannot hold a round past its timeout."""
+        composed, read = await self.compose()
+        sent, failed = await self.send_due(now=now, beat=beat, until=until)
+        return PassResult(composed, sent, failed, busy=bool(read or sent or failed))
 
     # --- composing --------------------------------------------------------------------------
 
-    async def compose(self) -> int:
+    async def compose(self) -> tuple[int, bool]:
         """Compose the emails of the events after the cursor; every LOOKBACK_EVERY seconds
-        also of recent events up to LOOKBACK ids below it (committed late: lower ids)."""
+        also of recent events up to LOOKBACK ids below it (committed late: lower ids).
+        Returns how many events were composed and whether the cursor moved."""
         cursor = position_of(CURSOR)
         after = OrderEventRow.id > cursor
         limit = COMPOSE_BATCH
@@ -139,6 +158,9 @@ class MailActivities:
             late = and_(OrderEventRow.id > cursor - LOOKBACK, OrderEventRow.at >= recent)
             after, limit = or_(after, late), COMPOSE_BATCH + LOOKBACK
         async with self._sessions() as session:
+            before = await session.scalar(
+                select(ConsumerCursorRow.position).where(ConsumerCursorRow.name == CURSOR)
+            )
             found = await session.execute(
                 select(
                     OrderEventRow.id,
@@ -155,23 +177,33 @@ class MailActivities:
             events = [_Event(*row) for row in found]
             keys = {mail_key(e.order_id, e.seq, TRIGGERS[e.type].kind): e for e in events}
             done = set(await session.scalars(select(OutboxRow.key).where(OutboxRow.key.in_(keys))))
+            todo = [e for k, e in keys.items() if k not in done]
             start = await since(session, CURSOR)
-        todo = [e for k, e in keys.items() if k not in done]
+            if start is not None and todo:  # orders from before the consumer: history
+                ids = {e.order_id for e in todo}
+                ours = set(
+                    await session.scalars(
+                        select(OrderRow.id).where(
+                            OrderRow.id.in_(ids), OrderRow.created_at >= start
+                        )
+                    )
+                )
+                todo = [e for e in todo if e.order_id in ours]
         composed = 0
         for event in todo:
-            composed += await self._compose_event(event, start)
-        if events:
+            composed += await self._compose_event(event)
+        moved = bool(events) and events[-1].id > (before or 0)
+        if moved:
             async with self._sessions.begin() as session:
                 await advance(session, CURSOR, events[-1].id)
-        return composed
+        return composed, moved
 
-    async def _compose_event(self, event: _Event, start: datetime | None) -> bool:
-        """Queue the event's emails; False for an order older than the consumer (history)."""
+    async def _compose_event(self, event: _Event) -> bool:
+        """Queue the event's emails (False: no order row, which is written with the event)."""
         trigger = TRIGGERS[event.type]
         async with self._sessions() as session:
             row = await session.get(OrderRow, event.order_id)
-            # the event log and the order row are written together
-            if row is None or (start is not None and row.created_at < start):
+            if row is None:
                 return False
             state = OrderState.model_validate(await self._vault.open(session, row.snapshot))
             recipients = await self._recipients(session, trigger.audience, event, state)
@@ -268,7 +300,13 @@ class MailActivities:
 
     # --- sending ----------------------------------------------------------------------------
 
-    async def send_due(self, *, now: datetime | None = None) -> tuple[int, int]:
+    async def send_due(
+        self,
+        *,
+        now: datetime | None = None,
+        beat: Callable[[], None] = lambda: None,
+        until: float | None = None,
+    ) -> tuple[int, int]:
         now = now or datetime.now(UTC)
         async with self._sessions() as session:
             rows = list(
@@ -285,11 +323,14 @@ class MailActivities:
             )
         sent = failed = 0
         for message in await self.outbox.opened(rows):
+            if until is not None and time.monotonic() >= until:
+                break  # the next round goes on
             if not await self._claim(message, now):
                 continue
             outcome = await self._send(message, now)
             sent += outcome == MailStatus.SENT
             failed += outcome == MailStatus.FAILED
+            beat()
         return sent, failed
 
     async def _claim(self, message: Message, now: datetime) -> bool:

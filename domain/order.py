@@ -90,7 +90,9 @@ class Customer(Strict):
     tier: CustomerTier = CustomerTier.STANDARD
     region: ShortText
     language: Language | None = Field(
-        default=None, description="Of this order's emails; None: the customer record's (en)."
+        default=None,
+        description="Of this order's emails; None: the customer record's (en).",
+        exclude_if=lambda v: v is None,  # unset: the order reads back exactly as sent
     )
 
 

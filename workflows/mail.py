@@ -61,9 +61,13 @@ async def start_mail_dispatch(client: Client, settings: Any) -> None:
     await client.start_workflow(
         MailDispatchWorkflow.run,
         MailInput(
-            # one send may take the SMTP timeout; a round sends at most SEND_BATCH at the end
-            send_seconds=settings.smtp_timeout.total_seconds() * 4 + 30,
-            heartbeat_seconds=max(2.0, settings.activity_heartbeat.total_seconds()),
+            # no send starts after the round's time: the last one may take the SMTP timeout
+            send_seconds=settings.smtp_timeout.total_seconds() + 30,
+            # a heartbeat comes after each send: one send may take the SMTP timeout
+            heartbeat_seconds=max(
+                settings.activity_heartbeat.total_seconds(),
+                settings.smtp_timeout.total_seconds() + 5,
+            ),
         ),
         id=workflow_id(settings.task_queue),
         task_queue=settings.task_queue,

@@ -79,6 +79,7 @@ async def test_support_creates_reads_lists_and_patches_customers(api: Api) -> No
         "tier": "standard",
         "credit_limit": "2500.50",
         "tags": ["wholesale"],
+        "language": "en",
         "suggested_tier": None,
         "erased_at": None,
         "created_at": None,
@@ -109,15 +110,21 @@ async def test_support_creates_reads_lists_and_patches_customers(api: Api) -> No
 
     patched = await api.http.patch(
         f"/customers/{a}",
-        json={"tier": "vip", "email": "g.hopper@navy.example", "credit_limit": None},
+        json={
+            "tier": "vip",
+            "email": "g.hopper@navy.example",
+            "credit_limit": None,
+            "language": "zh-CN",
+        },
         headers=api.auth("support-1"),
     )
     assert patched.status_code == 200, patched.text
     body = patched.json()
-    assert (body["tier"], body["email"], body["credit_limit"]) == (
+    assert (body["tier"], body["email"], body["credit_limit"], body["language"]) == (
         "vip",
         "g.hopper@navy.example",
         None,
+        "zh-CN",
     )
     log = await changes(api, a)
     assert [(c["change"], c["actor"]) for c in log] == [
@@ -126,8 +133,9 @@ async def test_support_creates_reads_lists_and_patches_customers(api: Api) -> No
         ("tier_changed", "support-1"),
     ]
     assert log[1]["detail"] == {
-        "fields": ["email", "credit_limit"],
+        "fields": ["email", "credit_limit", "language"],
         "credit_limit": {"from": "2500.5000", "to": None},
+        "language": {"from": "en", "to": "zh-CN"},
     }
     assert log[2]["detail"] == {"from": "standard", "to": "vip", "suggestion_applied": False}
     assert "navy" not in json.dumps(log)  # no PII in the change log
@@ -152,6 +160,11 @@ async def test_bad_customer_input_and_refusals(api: Api) -> None:
     )
     assert bad_patch.status_code == 422
     assert bad_patch.json()["error"]["fields"][0]["field"] == "tier"
+    bad_language = await api.http.patch(
+        f"/customers/{c}", json={"language": "fr"}, headers=api.auth("support-1")
+    )
+    assert bad_language.status_code == 422
+    assert bad_language.json()["error"]["fields"][0]["field"] == "language"
     for method, path in [
         ("GET", "/customers/C-NOPE"),
         ("PATCH", "/customers/C-NOPE"),

@@ -29,6 +29,7 @@ from tests.keys import ROTATED_RING, TEST_KEYS, TEST_RING
 from worker import build_worker
 from workflows.contracts import ApproveInput
 from workflows.order import OrderWorkflow
+from workflows.recorder import MAIL_FROM_EVENT_LOG
 
 MARKER_FIELDS = {
     "seq",
@@ -39,6 +40,8 @@ MARKER_FIELDS = {
     "backoff",
     "original_schedule_time",
     "activation_index",
+    "id",  # a patch marker (workflow.patched): its id and whether it is deprecated
+    "deprecated",
 }
 PII = (b"Ada Lovelace", b"ada@example.com", b"Analytical Row", b"N1 9GU", b"tok_visa")
 
@@ -161,9 +164,12 @@ async def test_raw_history_holds_no_customer_data_and_decodes(stack: Stack) -> N
     payloads = _payloads(history)
     sealed = [p for p in payloads if p.metadata["encoding"] == ENCODING]
     assert len(sealed) > 10
-    # The rest is the SDK core's own local-activity marker bookkeeping (never codec'd): no data.
+    # The rest is the SDK core's own marker bookkeeping (local activities, patches; never
+    # codec'd): no data.
     for p in payloads:
-        if p.metadata["encoding"] != ENCODING:
+        if p.metadata.get("type") == b"KeywordList":  # TemporalChangeVersion: the patch ids
+            assert set(json.loads(p.data)) <= {MAIL_FROM_EVENT_LOG}, p
+        elif p.metadata["encoding"] != ENCODING:
             assert set(json.loads(p.data)) <= MARKER_FIELDS, p
     decoded = b"".join(
         p.SerializeToString() for p in await EncryptionCodec(TEST_RING).decode(payloads)
