@@ -13,7 +13,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -26,16 +26,15 @@ from temporalio import activity
 from config import Settings
 from db.cursors import MAIL, advance, position_of, since
 from db.models import (
-    ApiKeyRow,
     ConsumerCursorRow,
     CustomerRow,
     OrderEventRow,
     OrderRow,
     OutboxRow,
-    UserRow,
 )
+from db.principals import approvers
 from db.session import SessionFactory
-from db.vault import Vault
+from db.vault import Vault, placeholder
 from domain.mail import (
     TRIGGERS,
     Audience,
@@ -232,11 +231,10 @@ class MailActivities:
             )
         if not messages:  # nobody to tell: recorded failed, so support sees it
             subject, text, html = self._renderer.render(trigger.kind, "en", values, staff=staff)
-            why = (
-                f"no approver of level {values['level']} has an email address"
-                if trigger.audience is Audience.APPROVERS
-                else "no recipient address"
-            )
+            why = {
+                Audience.APPROVERS: f"no approver of level {values.get('level')} has an address",
+                Audience.CUSTOMER: "the customer's personal data was erased",
+            }.get(trigger.audience, "no recipient address")
             messages.append(
                 Message(
                     key,
@@ -265,7 +263,8 @@ class MailActivities:
                     select(CustomerRow.language).where(CustomerRow.id == state.customer.id)
                 )
                 language = language_of(stored)
-            out[language] = {state.customer.email}
+            if state.customer.email != placeholder("email"):  # erased: nobody to write to
+                out[language] = {state.customer.email}
         elif audience is Audience.SUPPORT:
             out["en"] = {self._settings.mail_support_to}
         else:
@@ -374,36 +373,3 @@ class MailActivities:
                 .values(values)
             )
         return status
-
-
-async def approvers(session: AsyncSession, level: int) -> Sequence[tuple[str, str]]:
-    """(address, language) of everyone active who holds approval ``level`` and has an address:
-    console users with the approver role, and API keys' principals."""
-    now = datetime.now(UTC)
-    found: dict[str, str] = {}
-    for user in await session.scalars(
-        select(UserRow).where(UserRow.active.is_(True), UserRow.email.is_not(None))
-    ):
-        if "approver" in user.roles and level in user.approval_levels and user.email:
-            found.setdefault(user.email.lower(), user.language)
-    for key in await session.scalars(
-        select(ApiKeyRow).where(ApiKeyRow.active.is_(True), ApiKeyRow.email.is_not(None))
-    ):
-        live = key.expires_at is None or key.expires_at > now
-        if live and "approver" in key.roles and level in key.approval_levels and key.email:
-            found.setdefault(key.email.lower(), "en")
-    return sorted(found.items())
-
-
-async def principal_address(session: AsyncSession, name: str) -> tuple[str, str] | None:
-    """(address, language) of a principal by name: a console user's, else an API key's."""
-    user = await session.scalar(select(UserRow).where(UserRow.username == name))
-    if user is not None and user.email:
-        return user.email, user.language
-    key = await session.scalar(
-        select(ApiKeyRow)
-        .where(ApiKeyRow.principal == name, ApiKeyRow.email.is_not(None))
-        .order_by(ApiKeyRow.id.desc())
-        .limit(1)
-    )
-    return (key.email, "en") if key is not None and key.email else None

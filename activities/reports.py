@@ -15,10 +15,10 @@ from sqlalchemy import delete, func, insert, select
 from temporalio import activity
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
-from activities.mail import principal_address
 from config import Settings
 from db.models import DemandForecastRow, OrderLineRow, OrderRow, ProductRuleRow
 from db.models import SalesDailySkuRow as D
+from db.principals import principal_address
 from db.session import SessionFactory
 from db.vault import Vault
 from domain.basket import rules as find_rules

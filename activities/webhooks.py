@@ -23,9 +23,9 @@ from sqlalchemy import Table, and_, bindparam, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
 
-from activities.mail import principal_address
 from config import Settings
 from db.models import OrderEventRow, WebhookDeliveryRow, WebhookEndpointRow
+from db.principals import principal_address
 from db.session import SessionFactory
 from db.upsert import insert_for
 from db.vault import Vault, without_pii

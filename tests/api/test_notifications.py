@@ -35,7 +35,7 @@ async def test_support_sees_sent_and_failed_emails_and_resends_one(api: Api) -> 
     )  # fmt: skip
     nobody = Message(
         f"{order['id']}:98:approval_reminder", order["id"], "approval_reminder", "", "s", "b",
-        status="failed", last_error="no approver of level 1 has an email address",
+        status="failed", last_error="no approver of level 1 has an address",
     )  # fmt: skip
     await outbox.add_many([refused, nobody], owner=order["customer"]["id"])
     failed = await api.http.get("/notifications", params={"status": "failed"}, headers=support)

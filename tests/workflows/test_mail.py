@@ -221,3 +221,15 @@ async def test_orders_from_before_the_consumer_started_are_not_mailed(stack: Sta
         await handle.result()
     assert await stack.mailer.sent(earlier.id) == []
     assert [m.kind for m in await stack.mailer.sent(later.id)] == ["delivered"]
+
+
+async def test_an_erased_customer_is_not_written_to(stack: Stack) -> None:
+    handle = await start_order(stack, order_spec())
+    await wait_status(handle, S.FULFILLING)
+    await deliver(handle)
+    done = await handle.result()
+    async with stack.sessions.begin() as session:  # erasure shreds the customer's data key
+        assert await stack.vault.shred(session, done.customer.id)
+    [mail] = await stack.mailer.sent(done.id)
+    assert (mail.kind, mail.status, mail.recipient) == ("delivered", "failed", "")
+    assert mail.last_error == "the customer's personal data was erased"
