@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import sys
@@ -117,9 +118,19 @@ class MailBox:
 
     activities: MailActivities
 
-    async def sent(self, order_id: str) -> list[Message]:
-        await self.activities.pass_once()
-        return await self.activities.outbox.sent(order_id)
+    async def sent(self, order_id: str, *, waiting_for: str | None = None) -> list[Message]:
+        """``waiting_for`` a kind: pass again until it is there (an API test sees an order's
+        status from the workflow a moment before its event is in the log)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while True:
+            await self.activities.pass_once()
+            found = await self.activities.outbox.sent(order_id)
+            if waiting_for is None or any(m.kind == waiting_for for m in found):
+                return found
+            if loop.time() > deadline:
+                raise AssertionError(f"no {waiting_for} email for {order_id}: {found}")
+            await asyncio.sleep(0.1)
 
 
 @dataclass

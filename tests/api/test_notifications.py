@@ -16,7 +16,7 @@ async def test_support_sees_sent_and_failed_emails_and_resends_one(api: Api) -> 
     await wait_status(api, order["id"], OrderStatus.FULFILLING)
     await carrier(api, order["id"], "picked_up", "in_transit", "delivered")
     await wait_status(api, order["id"], OrderStatus.COMPLETED)
-    await api.stack.mailer.sent(order["id"])  # a pass of the mail consumer
+    await api.stack.mailer.sent(order["id"], waiting_for="delivered")
 
     listed = await api.http.get("/notifications", params={"order_id": order["id"]}, headers=support)
     assert listed.status_code == 200, listed.text

@@ -106,7 +106,7 @@ async def test_refused_refund_needs_attention_until_support_resolves(api: Api) -
     assert "refused" in stuck["attention"]["reason"]
     assert stuck["allowed_actions"] == ["retry_compensation", "resolve_compensation"]
     assert "compensation_failed" in [e["type"] for e in stuck["timeline"]]
-    mail = await api.stack.mailer.sent(order["id"])
+    mail = await api.stack.mailer.sent(order["id"], waiting_for="compensation_failed")
     [alert] = [m for m in mail if m.kind == "compensation_failed"]
     assert alert.recipient == "support@orderly.local"
     # Staff get the console's page of the order, never the customer's tracking link.

@@ -25,6 +25,6 @@ async def test_prepay_reminds_then_auto_cancels_at_deadline(api: Api) -> None:
     types = [e["type"] for e in cancelled["timeline"]]
     assert types.index("payment_reminder_sent") < types.index("payment_expired")
     assert cancelled["closure"]["reason"] == "payment deadline passed"
-    sent = {m.kind for m in await api.stack.mailer.sent(order["id"])}
+    sent = {m.kind for m in await api.stack.mailer.sent(order["id"], waiting_for="cancelled")}
     assert sent == {"payment_reminder", "cancelled"}
     assert [r.state for r in await api.stack.inventory.reservations(order["id"])] == ["released"]

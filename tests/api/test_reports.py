@@ -249,9 +249,15 @@ async def test_reports_exports_and_subscriptions(api: Api, manager: dict[str, st
     week = listed[0]["params"]
     assert datetime.fromisoformat(week["to"]).weekday() == 0  # Monday to Monday
     assert (datetime.fromisoformat(week["to"]) - datetime.fromisoformat(week["from"])).days == 7
+
     # The subscriber is emailed a link to the file (their key's address).
-    await api.stack.mailer.activities.pass_once()
-    [notice] = await _json(api, "/notifications?kind=report_ready", api.auth("support-1"))
+    async def notices() -> Any:  # queued right after the export is marked done
+        await api.stack.mailer.activities.pass_once()
+        return await _json(api, "/notifications?kind=report_ready", api.auth("support-1"))
+
+    [notice] = await eventually(
+        notices, lambda ns: bool(ns) and ns[0]["status"] == "sent", what="the report email"
+    )
     assert (notice["status"], notice["recipients"]) == ("sent", ["s***@example.com"])
     assert notice["subject"] == "Your sales report is ready"
     [mail] = await api.stack.mailer.activities.outbox.opened_by_key([notice["key"]])

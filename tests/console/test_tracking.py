@@ -152,7 +152,11 @@ async def test_customer_emails_carry_a_working_link(api: Api) -> None:
     await wait_status(api, order["id"], S.FULFILLING)
     await carrier(api, order["id"], "picked_up", "in_transit", "delivered")
     await wait_status(api, order["id"], S.COMPLETED)
-    [mail] = [m for m in await api.stack.mailer.sent(order["id"]) if m.kind == "delivered"]
+    [mail] = [
+        m
+        for m in await api.stack.mailer.sent(order["id"], waiting_for="delivered")
+        if m.kind == "delivered"
+    ]
     assert mail.recipient == "ada@example.com"
     found = LINK.search(mail.body)
     assert found, mail.body
