@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
 
 from config import Settings
-from db.cursors import MAIL, advance, position_of, since
+from db.cursors import MAIL, advance, since
 from db.models import (
     ConsumerCursorRow,
     CustomerRow,
@@ -148,18 +148,18 @@ class MailActivities:
         """Compose the emails of the events after the cursor; every LOOKBACK_EVERY seconds
         also of recent events up to LOOKBACK ids below it (committed late: lower ids).
         Returns how many events were composed and whether the cursor moved."""
-        cursor = position_of(CURSOR)
-        after = OrderEventRow.id > cursor
-        limit = COMPOSE_BATCH
-        if time.monotonic() - self._looked_back >= LOOKBACK_EVERY:
-            self._looked_back = time.monotonic()
-            recent = datetime.now(UTC) - LATE_COMMIT
-            late = and_(OrderEventRow.id > cursor - LOOKBACK, OrderEventRow.at >= recent)
-            after, limit = or_(after, late), COMPOSE_BATCH + LOOKBACK
         async with self._sessions() as session:
             before = await session.scalar(
                 select(ConsumerCursorRow.position).where(ConsumerCursorRow.name == CURSOR)
             )
+            cursor = before or 0  # only this consumer moves it
+            after = OrderEventRow.id > cursor
+            limit = COMPOSE_BATCH
+            if time.monotonic() - self._looked_back >= LOOKBACK_EVERY:
+                self._looked_back = time.monotonic()
+                recent = datetime.now(UTC) - LATE_COMMIT
+                late = and_(OrderEventRow.id > cursor - LOOKBACK, OrderEventRow.at >= recent)
+                after, limit = or_(after, late), COMPOSE_BATCH + LOOKBACK
             found = await session.execute(
                 select(
                     OrderEventRow.id,
@@ -191,7 +191,7 @@ class MailActivities:
         composed = 0
         for event in todo:
             composed += await self._compose_event(event)
-        moved = bool(events) and events[-1].id > (before or 0)
+        moved = bool(events) and events[-1].id > cursor
         if moved:
             async with self._sessions.begin() as session:
                 await advance(session, CURSOR, events[-1].id)

@@ -18,14 +18,12 @@ from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 from config import Settings
 from db.models import DemandForecastRow, OrderLineRow, OrderRow, ProductRuleRow
 from db.models import SalesDailySkuRow as D
-from db.principals import principal_address
 from db.session import SessionFactory
 from db.vault import Vault
 from domain.basket import rules as find_rules
 from domain.forecast import Forecast, WeeklySeries, forecast, week_start, weekly_series
-from domain.mail import MailStatus, language_of
 from domain.reporting import SOLD_STATUSES
-from integrations.mail import MailOutbox, Message, Renderer
+from integrations.mail import MailOutbox, Renderer
 from services.report_exports import ExportView, ReportExports
 
 ALL_REGIONS = "*"
@@ -100,35 +98,24 @@ class ReportActivities:
 
     async def _tell_subscriber(self, view: ExportView) -> None:
         """Email the subscriber (their principal's address) a link to the week's file: once
-        per export; recorded failed when they have no address."""
+        per export."""
+        period = "/".join(str(view.params[k]) for k in ("from", "to") if view.params.get(k))
+        values = {
+            "report": view.report,
+            "period": period or view.report,
+            "rows": view.rows_done,
+            "format": view.format.upper(),
+            "link": f"{self._settings.public_base_url}{view.download}",
+        }
         async with self._sessions.begin() as session:
-            found = await principal_address(session, view.created_by)
-            address, tag = found or ("", "en")
-            language = language_of(tag)
-            period = "/".join(str(view.params[k]) for k in ("from", "to") if view.params.get(k))
-            values = {
-                "report": view.report,
-                "period": period or view.report,
-                "rows": view.rows_done,
-                "format": view.format.upper(),
-                "link": f"{self._settings.public_base_url}{view.download}",
-            }
-            subject, text, html = self._renderer.render(
-                "report_ready", language, values, staff=True
-            )
-            message = Message(
-                key=f"report:{view.id}",
-                order_id=None,
+            await self._outbox.queue_for_principal(
+                session,
+                self._renderer,
+                principal=view.created_by,
                 kind="report_ready",
-                recipient=address,
-                subject=subject,
-                body=text,
-                html=html,
-                language=language,
-                status=(MailStatus.PENDING if address else MailStatus.FAILED).value,
-                last_error=None if address else f"{view.created_by} has no email address",
+                key=f"report:{view.id}",
+                values=values,
             )
-            await self._outbox.queue(session, [message], owner=f"principal:{view.created_by}")
 
     # --- analytics ---
 

@@ -25,13 +25,11 @@ from temporalio import activity
 
 from config import Settings
 from db.models import OrderEventRow, WebhookDeliveryRow, WebhookEndpointRow
-from db.principals import principal_address
 from db.session import SessionFactory
 from db.upsert import insert_for
 from db.vault import Vault, without_pii
-from domain.mail import MailStatus, language_of
 from domain.webhooks import DeliveryStatus, Verdict, body, classify, message_id, next_wait
-from integrations.mail import MailOutbox, Message, Renderer
+from integrations.mail import MailOutbox, Renderer
 from integrations.webhooks import Answer, WebhookSender, signature_header
 from security.keyring import KeyRing
 from services.webhook_secrets import active_secrets
@@ -253,27 +251,20 @@ class WebhookActivities:
         self, session: AsyncSession, endpoint: WebhookEndpointRow, reason: str, at: datetime
     ) -> None:
         """Email the endpoint's creator that it was disabled (in the disabling transaction)."""
-        found = await principal_address(session, endpoint.created_by)
-        address, language = found or ("", "en")
-        language = language_of(language)
-        values = {"endpoint_id": endpoint.id, "url": endpoint.url, "reason": reason}
         link = f"{self._settings.public_base_url}/webhooks/{endpoint.id}/deliveries"
-        subject, text, html = self._renderer.render(
-            "webhook_disabled", language, values | {"link": link}, staff=True
-        )
-        message = Message(
-            key=f"webhook:{endpoint.id}:disabled:{at.isoformat()}",
-            order_id=None,
+        await self._outbox.queue_for_principal(
+            session,
+            self._renderer,
+            principal=endpoint.created_by,
             kind="webhook_disabled",
-            recipient=address,
-            subject=subject,
-            body=text,
-            html=html,
-            language=language,
-            status=(MailStatus.PENDING if address else MailStatus.FAILED).value,
-            last_error=None if address else f"{endpoint.created_by} has no email address",
+            key=f"webhook:{endpoint.id}:disabled:{at.isoformat()}",
+            values={
+                "endpoint_id": endpoint.id,
+                "url": endpoint.url,
+                "reason": reason,
+                "link": link,
+            },
         )
-        await self._outbox.queue(session, [message], owner=f"principal:{endpoint.created_by}")
 
 
 async def _plan(session: AsyncSession, endpoint_id: str, due: list[int]) -> list[list[_Planned]]:

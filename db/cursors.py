@@ -4,20 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import ScalarSelect, case, func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import ConsumerCursorRow, OrderEventRow
 from db.upsert import insert_for
 
 MAIL = "mail"
-
-
-def position_of(name: str) -> ScalarSelect[int]:
-    """The consumer's position as a subquery (0 before it first read): reading it in the same
-    statement as the events leaves no gap for a writer that moves it in between."""
-    inner = select(ConsumerCursorRow.position).where(ConsumerCursorRow.name == name)
-    return select(func.coalesce(inner.scalar_subquery(), 0)).scalar_subquery()
 
 
 async def advance(session: AsyncSession, name: str, position: int) -> None:

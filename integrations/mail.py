@@ -25,10 +25,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import OutboxRow
+from db.principals import principal_address
 from db.session import SessionFactory
 from db.upsert import insert_for
 from db.vault import Vault
-from domain.mail import KINDS, Language, MailStatus, redact
+from domain.mail import KINDS, Language, MailStatus, language_of, redact
 
 TEMPLATES = Path(__file__).parent / "mail_templates"
 LINK_LABELS: dict[Language, tuple[str, str]] = {  # (customer's link, staff's link)
@@ -239,6 +240,37 @@ class MailOutbox:
                 created_at=now,
             )
             await session.execute(stmt.on_conflict_do_nothing(index_elements=["key"]))
+
+    async def queue_for_principal(
+        self,
+        session: AsyncSession,
+        renderer: Renderer,
+        *,
+        principal: str,
+        kind: str,
+        key: str,
+        values: dict[str, Any],
+    ) -> None:
+        """Queue a staff email about no order to a principal (a console user's or API key's
+        address, in their language), in the caller's transaction; recorded failed when the
+        principal has no address."""
+        found = await principal_address(session, principal)
+        address, tag = found or ("", "en")
+        language = language_of(tag)
+        subject, text, html = renderer.render(kind, language, values, staff=True)
+        message = Message(
+            key=key,
+            order_id=None,
+            kind=kind,
+            recipient=address,
+            subject=subject,
+            body=text,
+            html=html,
+            language=language,
+            status=(MailStatus.PENDING if address else MailStatus.FAILED).value,
+            last_error=None if address else f"{principal} has no email address",
+        )
+        await self.queue(session, [message], owner=f"principal:{principal}")
 
     async def opened(self, rows: list[OutboxRow]) -> list[Message]:
         async with self._sessions() as session:
